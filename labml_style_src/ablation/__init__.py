@@ -1,0 +1,3 @@
+"""Plain vs residual"""
+
+PAGES = []

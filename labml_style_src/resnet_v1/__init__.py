@@ -1,0 +1,3 @@
+"""ResNet v1"""
+
+PAGES = ["residual_block"]

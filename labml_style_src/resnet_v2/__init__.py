@@ -1,0 +1,3 @@
+"""Pre-activation ResNet (v2)"""
+
+PAGES = []

@@ -1,0 +1,3 @@
+"""ResNeXt"""
+
+PAGES = []

@@ -1,0 +1,3 @@
+"""Training on CIFAR-10"""
+
+PAGES = []
