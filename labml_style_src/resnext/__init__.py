@@ -1,3 +1,3 @@
 """ResNeXt"""
 
-PAGES = []
+PAGES = ["aggregated", "three_forms"]

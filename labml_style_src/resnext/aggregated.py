@@ -1,0 +1,238 @@
+# %% [markdown]
+# # Aggregated transformations: cardinality and bottleneck width
+#
+# ResNeXt keeps ResNet's bottleneck block and changes one thing: the block's residual function is a
+# *sum of $C$ small transformations with the same shape*, and $C$, the **cardinality**, becomes a
+# design knob next to depth and width.
+#
+# > "This strategy exposes a new dimension, which we call “cardinality” (the size of the set of
+# > transformations), as an essential factor in addition to the dimensions of depth and width."
+# > — Xie et al. 2017, Abstract
+#
+# This page writes the block exactly as its equation, $\mathcal{F}(x) = \sum_{i=1}^{C} \mathcal{T}_i(x)$,
+# counts what it costs, and recomputes the paper's Table 2: five blocks with $C = 1 \dots 32$ that all
+# cost about the same.
+
+# %%
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from labml_style_src.device import DEVICE
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+
+# %% [markdown]
+# ## One path $\mathcal{T}_i$
+#
+# Each transformation is a tiny bottleneck: a 1×1 convolution embeds the $c$-channel input into $d$
+# channels (the paper's **bottleneck width** $d$), a 3×3 convolution works on those $d$ channels, and a
+# 1×1 convolution brings them back to $c_{out}$ channels. All $C$ paths have this same topology; only
+# their weights differ. BN and ReLU follow the first two convolutions, as everywhere in ResNet.
+#
+# The third convolution gets no BN of its own: the paper normalises the *aggregated* output once,
+# before the shortcut is added (the [three forms page](three_forms.md) shows why this placement is
+# what makes the forms interchangeable).
+
+# %%
+def transformation(c_in: int, d: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    # $\mathcal{T}_i$: `[B, c_in, H, W]` → `[B, d, H/s, W/s]` → `[B, c_out, H/s, W/s]`.
+    return nn.Sequential(
+        conv1x1(c_in, d), nn.BatchNorm2d(d), nn.ReLU(inplace=True),
+        conv3x3(d, d, stride), nn.BatchNorm2d(d), nn.ReLU(inplace=True),
+        conv1x1(d, c_out),
+    )
+
+
+# %% [markdown]
+# ## The aggregated transformation, written as a sum
+#
+# $\mathcal{F}(x) = \mathrm{BN}\big(\sum_{i=1}^{C} \mathcal{T}_i(x)\big)$ — the paper's Fig. 3(a),
+# "split, transform, merge": each path sees the whole input, transforms it in a low-dimensional
+# embedding, and the outputs are merged by summation. Bad sizes fail here, with the numbers.
+
+# %%
+class SplitTransformMerge(nn.Module):
+    def __init__(self, c_in: int, C: int, d: int, c_out: int, stride: int = 1):
+        super().__init__()
+        if C < 1 or d < 1:
+            raise ValueError(f"cardinality C and bottleneck width d must be >= 1, got C={C}, d={d}")
+        self.C, self.d = C, d
+        # $\mathcal{T}_1 \dots \mathcal{T}_C$: same topology, independent weights.
+        self.paths = nn.ModuleList(transformation(c_in, d, c_out, stride) for _ in range(C))
+        # One BN on the sum, before the shortcut is added.
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x):  # [B, c_in, H, W] -> [B, c_out, H/s, W/s]
+        # $\sum_{i=1}^{C} \mathcal{T}_i(x)$, then BN.
+        return self.bn(sum(T(x) for T in self.paths))
+
+
+# %% [markdown]
+# ## The residual block
+#
+# > "Our network is constructed by repeating a building block that aggregates a set of
+# > transformations with the same topology." — Xie et al. 2017, Abstract
+#
+# The block is ResNet's: $y = \sigma\big(x + \sum_{i} \mathcal{T}_i(x)\big)$, through the site's
+# shape-guarded `residual_add`. (Here $c_{in} = c_{out}$, so the shortcut is the identity.)
+
+# %%
+class AggregatedBlock(nn.Module):
+    def __init__(self, c: int, C: int, d: int):
+        super().__init__()
+        self.F = SplitTransformMerge(c, C, d, c)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):  # [B, c, H, W] -> [B, c, H, W]
+        # $y = \sigma(\mathcal{F}(x) + x)$
+        return self.relu(residual_add(self.F(x), x))
+
+
+# %% [markdown]
+# ## What a block costs: eq. (4)
+#
+# A path has three convolutions without bias: $c \cdot d$ weights (1×1), $3 \cdot 3 \cdot d \cdot d$
+# (3×3) and $d \cdot c$ (1×1). With $C$ paths and $c$ channels in and out, the block has
+#
+# $$C \cdot (c \cdot d + 3 \cdot 3 \cdot d \cdot d + d \cdot c)$$
+#
+# convolution weights — the paper's eq. (4), with $c = 256$ for the `conv2` stage. On an $h \times w$
+# map every weight is used once per output position, so the multiply-accumulates (MACs, what the paper
+# calls FLOPs) are that number times $h \cdot w$. BN adds $2 \cdot (2Cd + c)$ parameters, which the
+# paper's count leaves out.
+
+# %%
+def block_cost(c: int, C: int, d: int, hw: int = 56) -> tuple[int, int]:
+    # (conv weights, MACs) of one block with `c` channels in/out on an `hw`×`hw` map, stride 1.
+    params = C * (c * d + 3 * 3 * d * d + d * c)
+    return params, params * hw * hw
+
+
+def conv_weights(module: nn.Module) -> int:
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+def measured_macs(module: nn.Module, x: torch.Tensor) -> int:
+    # `FlopCounterMode` counts 2 FLOPs per multiply-accumulate of every conv/matmul it sees.
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+# %% [markdown]
+# ## Table 2: cardinality against width at equal cost
+#
+# The paper's Table 2 trades cardinality against bottleneck width in the `conv2` stage (256 channels in
+# and out, 56×56 maps) so that every row costs about the same as ResNet-50's bottleneck ($C = 1$,
+# $d = 64$). Its text gives about 70k parameters and 0.22 billion FLOPs per block. We build all five
+# blocks, count their convolution weights, *measure* their MACs on a real 56×56 input with
+# `FlopCounterMode`, and check both against eq. (4).
+#
+# | $C$ | 1 | 2 | 4 | 8 | 32 |
+# |---|---|---|---|---|---|
+# | $d$ | 64 | 40 | 24 | 14 | 4 |
+# | width of the 3×3 stage, $C \cdot d$ | 64 | 80 | 96 | 112 | 128 |
+
+# %%
+TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}  # cardinality C -> bottleneck width d (conv2 stage)
+
+if __name__ == "__main__":
+    x = torch.randn(1, 256, 56, 56, device=DEVICE)
+    print(f"{'C':>3} {'d':>3} {'C*d':>4} {'conv weights':>13} {'MACs (M)':>9} {'all params':>11}")
+    rows = {}
+    for C, d in TABLE_2.items():
+        block = AggregatedBlock(256, C, d).to(DEVICE).eval()
+        params, macs = block_cost(256, C, d)
+        # The module and the formula agree exactly, weights and MACs.
+        assert conv_weights(block) == params and measured_macs(block, x) == macs
+        rows[C] = (params, macs)
+        total = sum(p.numel() for p in block.parameters())
+        print(f"{C:>3} {d:>3} {C * d:>4} {params:>13,} {macs / 1e6:>9.1f} {total:>11,}")
+    # "≈ 70k parameters, ≈ 0.22 GFLOPs": every row is within 3 % of 70k and rounds to 0.22 G.
+    for params, macs in rows.values():
+        assert abs(params - 70_000) / 70_000 < 0.03 and round(macs / 1e9, 2) == 0.22
+
+# %% [markdown]
+# All five rows land between 69,632 ($C=1$, exactly ResNet-50's bottleneck) and 71,456 ($C=8$)
+# weights, and between 218 and 224 million MACs: the paper's "~70k" and "~0.22 billion" are these
+# numbers, rounded, and they are multiply-adds at 56×56 — the convention ResNet's Table 1 uses too.
+#
+# Why these $d$? For a given $C$, $d$ is the whole number that brings eq. (4) closest to the
+# $C = 1$, $d = 64$ block. Exercise 1 asks you to find it yourself.
+#
+# ## The template rules
+#
+# ResNeXt inherits two rules from VGG and ResNet (we paraphrase §3.1): blocks that produce maps of the
+# same size share the same hyper-parameters (width and filter sizes), and each time the map is
+# downsampled by 2 the widths are multiplied by 2. The second rule keeps the cost of a block the same
+# in every stage: halving $h$ and $w$ divides the positions by 4, doubling $c$ and $d$ multiplies every
+# $c \cdot d$ or $d \cdot d$ term by 4. The cell checks it on ResNeXt-50 (32×4d), whose bottleneck
+# width goes 4, 8, 16, 32 while the map goes 56, 28, 14, 7.
+
+# %%
+if __name__ == "__main__":
+    stages = {"conv2": (256, 4, 56), "conv3": (512, 8, 28), "conv4": (1024, 16, 14), "conv5": (2048, 32, 7)}
+    costs = {name: block_cost(c, 32, d, hw) for name, (c, d, hw) in stages.items()}
+    for name, (params, macs) in costs.items():
+        print(f"{name}: {params:>9,} weights, {macs / 1e6:.1f} M MACs per (non-downsampling) block")
+    # Same MACs in every stage; 4× the weights at each step.
+    assert len({macs for _, macs in costs.values()}) == 1
+    weights = [params for params, _ in costs.values()]
+    assert all(b == 4 * a for a, b in zip(weights, weights[1:]))
+
+# %% [markdown]
+# So a ResNeXt stage is described by two numbers, $C$ and the `conv2` width $d$, written "$C \times d$d":
+# ResNeXt-50 **32×4d** means 32 paths of width 4 in `conv2` (and so 8, 16, 32 in the later stages).
+#
+# !!! note "Where we differ from the paper"
+#     Nothing in the arithmetic. The paper never runs the block in this summed form: its models use the
+#     grouped convolution of Fig. 3(c), which the [next page](three_forms.md) proves equal to this one.
+#     Our `SplitTransformMerge` is for reading, not for speed: 32 tiny convolutions are far slower than
+#     one grouped convolution.
+#
+# ## A real block on a real tensor
+#
+# The 32×4d block keeps the shape of its input, and — like every residual block — becomes the identity
+# on non-negative inputs when the scale $\gamma$ of its last BN is zero.
+
+# %%
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    block = AggregatedBlock(256, C=32, d=4).to(DEVICE).eval()
+    x = torch.relu(torch.randn(2, 256, 14, 14, device=DEVICE))  # [B, C, H, W], non-negative
+    with torch.no_grad():
+        y = block(x)
+        print("in", tuple(x.shape), "-> out", tuple(y.shape), "| paths:", len(block.F.paths))
+        assert y.shape == x.shape and len(block.F.paths) == 32
+        nn.init.zeros_(block.F.bn.weight)  # γ of the BN on the sum
+        assert torch.equal(block(x), x)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Find the bottleneck width (auto-checked).** Write `bottleneck_width(c, C)`: the whole number $d$
+#    for which $C$ paths cost (eq. 4) as close as possible to a plain ResNet bottleneck with $c$
+#    channels in and out and width $c/4$. Hint: eq. (4) is a quadratic in $d$. Run
+#    `check_bottleneck_width(bottleneck_width)`: it compares your function with Table 2 in all four
+#    stages ($d$ doubles with $c$).
+# 2. Table 2 has no row for $C = 16$. What $d$ would it get? Compute its cost with `block_cost`; is it
+#    as close to 70k as the other rows? Why does a small $d$ make "equal cost" harder to hit exactly?
+# 3. Count the BN parameters of the $C = 32$ block and of the $C = 1$ block. Which has more, and why
+#    does the paper's eq. (4) leave them out?
+# 4. Replace `sum(...)` in `SplitTransformMerge.forward` by `torch.cat(..., dim=1)` and fix what breaks.
+#    Which of the paper's three forms do you get, and why is it not a residual function any more
+#    without an extra 1×1 convolution?
+
+# %%
+def check_bottleneck_width(bottleneck_width) -> None:
+    # Table 2's d for the conv2 stage (c = 256), doubled with c in conv3..conv5.
+    for scale in (1, 2, 4, 8):
+        c = 256 * scale
+        for C, d in TABLE_2.items():
+            got = bottleneck_width(c, C)
+            if got != d * scale:
+                raise AssertionError(
+                    f"bottleneck_width(c={c}, C={C}) returned {got}; Table 2 (scaled to c={c}) gives "
+                    f"{d * scale}. Solve C*(2*c*d + 9*d*d) = 2*c*(c/4) + 9*(c/4)**2 for d and round."
+                )
+    print("correct: your widths reproduce Table 2 in conv2, conv3, conv4 and conv5")
