@@ -1,3 +1,3 @@
 """ResNeXt"""
 
-PAGES = ["aggregated", "three_forms"]
+PAGES = ["aggregated", "three_forms", "resnext_nets"]
