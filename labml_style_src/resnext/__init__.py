@@ -1,3 +1,3 @@
 """ResNeXt"""
 
-PAGES = ["aggregated", "three_forms", "resnext_nets"]
+PAGES = ["aggregated", "three_forms", "resnext_nets", "add_pitfall"]
