@@ -1,9 +1,10 @@
 # %% [markdown]
 # # One constructor for ResNet-18, 34, 50, 101 and 152
 #
-# The five ImageNet ResNets of the paper differ only in data: which block, and how many of them in
-# each of four stages. This page writes Table 1 as a table, one `ResNet` class that builds any row of
-# it, and proves that the result is the same network as torchvision's by loading torchvision's weights.
+# The five ImageNet ResNets of the paper differ only in data: which block, and how many blocks in each
+# of four stages. This page writes the paper's Table 1 as a table, builds any row of it with one
+# `ResNet` class, counts parameters and multiply-adds, and proves that the result is the same network
+# as torchvision's by loading torchvision's weights into it.
 
 # %%
 import re
@@ -11,16 +12,28 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+import torchvision
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.bottleneck import Bottleneck
+from labml_style_src.resnet_v1.bottleneck import STRIDE_ON, Bottleneck, count_macs
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3
 from labml_style_src.resnet_v1.shortcuts import get_shortcut
 
 
 # %% [markdown]
 # ## Table 1 as data
+#
+# Every network in Table 1 has the same skeleton: a stem (`conv1`: a 7×7 convolution with 64 filters
+# and stride 2, then a 3×3 max-pool with stride 2), four stages `conv2_x` … `conv5_x` working on 56×56,
+# 28×28, 14×14 and 7×7 maps with 64, 128, 256 and 512 filters (times 4 at the output of a bottleneck
+# block), global average pooling and a 1000-way fully connected layer. The first block of `conv3_x`,
+# `conv4_x` and `conv5_x` halves the map with stride 2. What changes between columns is the block and
+# the number of blocks per stage, plus the column's "FLOPs" row, which counts multiply-adds.
+#
+# The depth in the name counts weight layers: the stem convolution, the fully connected layer and
+# 2 (basic) or 3 (bottleneck) per block. `Arch` checks that, so a layer table that does not fit its
+# block kind cannot be written down.
 
 # %%
 # Layers of weights in one block: two 3×3 (basic) or 1×1, 3×3, 1×1 (bottleneck).
@@ -29,7 +42,7 @@ LAYERS_PER_BLOCK = {BasicBlock: 2, Bottleneck: 3}
 
 @dataclass(frozen=True)
 class Arch:
-    # One column of Table 1: blocks in `conv2_x … conv5_x`, and the "FLOPs" row (multiply-adds, ×10⁹).
+    # One column of Table 1: block kind, blocks in `conv2_x … conv5_x`, "FLOPs" (multiply-adds, ×10⁹).
     depth: int
     block: type
     layers: tuple
@@ -42,8 +55,8 @@ class Arch:
         counted = 2 + LAYERS_PER_BLOCK[self.block] * sum(self.layers)
         if counted != self.depth:
             raise ValueError(
-                f"layer table {self.layers} with {self.block.__name__} gives {counted} layers, not {self.depth}: "
-                f"{LAYERS_PER_BLOCK[self.block]} layers per block + 2")
+                f"layer table {self.layers} with {self.block.__name__} gives {counted} weight layers, "
+                f"not {self.depth} ({LAYERS_PER_BLOCK[self.block]} per block + stem conv + fc)")
 
 
 TABLE_1 = {a.depth: a for a in (
@@ -57,6 +70,11 @@ TABLE_1 = {a.depth: a for a in (
 
 # %% [markdown]
 # ## Stems
+#
+# The stem turns the image into the first feature map. Conv → BN → ReLU like everywhere else, and for
+# ImageNet a max-pool, so that `conv2_x` starts at 56×56 for a 224×224 image. The CIFAR networks of the
+# [CIFAR page](cifar.md) use a single 3×3 convolution and keep the 32×32 map. A stem is a function
+# `(c_in, c_out) -> nn.Module`, so later chapters can pass their own.
 
 # %%
 def imagenet_stem(c_in: int, c_out: int) -> nn.Sequential:
@@ -78,6 +96,13 @@ STEMS = {"imagenet": imagenet_stem, "cifar": cifar_stem}
 
 # %% [markdown]
 # ## The constructor
+#
+# `ResNet` takes the variant as data: the block class, blocks per stage, stage widths, the stem, the
+# shortcut option ("A", "B", "C" from the [shortcuts page](shortcuts.md), or a function), and keyword
+# arguments passed to every block (`stride_on`, `groups`, `base_width` for the
+# [bottleneck](bottleneck.md)). The stride rule lives in one line: the first block of every stage except
+# the first has stride 2. Stages are named as in the paper, so a parameter is called e.g.
+# `stages.conv3_x.0.F.0.weight`.
 
 # %%
 class ResNet(nn.Module):
@@ -95,7 +120,7 @@ class ResNet(nn.Module):
         self.stem = make_stem(in_channels, c)
         stages = OrderedDict()
         for i, (n, width) in enumerate(zip(layers, widths)):
-            # The first block of every stage but the first halves the map.
+            # `conv2_x` keeps the map (the stem already pooled); every later stage halves it in its first block.
             stride = 1 if i == 0 else 2
             blocks = []
             for j in range(n):
@@ -108,7 +133,7 @@ class ResNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # He initialisation for convolutions, as the paper (§3.4); BN starts as the identity.
+        # He initialisation of the convolutions (the paper's §3.4 cites it); BN starts as the identity.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -117,18 +142,21 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x):  # x: [B, 3, H, W] -> logits [B, num_classes]
+        # A cheap check with a readable message instead of an error from deep inside a convolution.
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"ResNet expects images [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}")
-        x = self.stages(self.stem(x))
-        # Global average pooling: [B, C, h, w] -> [B, C], then the fully connected layer.
+        x = self.stages(self.stem(x))  # [B, C, H/32, W/32] for ImageNet
+        # Global average pooling [B, C, h, w] -> [B, C], then the fully connected layer.
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
 def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3", groups=1,
            width_per_group=64) -> ResNet:
-    # Any column of Table 1.
+    # Any column of Table 1; the defaults give torchvision's layout.
     if depth not in TABLE_1:
         raise ValueError(f"unknown depth {depth}; Table 1 has {sorted(TABLE_1)}")
+    if stride_on not in STRIDE_ON:
+        raise ValueError(f"stride_on must be one of {STRIDE_ON} ('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
     arch = TABLE_1[depth]
     kwargs = {}
     if arch.block is Bottleneck:
@@ -140,11 +168,94 @@ def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3"
 
 
 # %% [markdown]
+# ## Shapes, stage by stage
+#
+# At 224×224 the four stages must produce 56, 28, 14 and 7. A network in which only the very first
+# block of the whole net downsamples would still run, and still give 1000 logits thanks to global
+# average pooling; only its shapes (and its cost) give it away.
+#
+# !!! note "A bug this page cannot have"
+#     The best-known annotated ResNet (labml's) has three departures from the paper: it downsamples only
+#     in the first block of the network instead of the first block of every stage, it has no ReLU after
+#     the stem's BN, and its convolutions carry biases right before BN. Each is caught here by a test:
+#     [per-stage shapes](../tests/test_resnet_v1.md#test_stage_shapes_imagenet),
+#     [stride 2 in every later stage](../tests/test_resnet_v1.md#test_every_later_stage_starts_with_stride_2),
+#     [no bias before BN](../tests/test_resnet_v1.md#test_no_conv_feeding_bn_has_a_bias) and
+#     [the stem's ReLU](../tests/test_resnet_v1.md#test_stem_has_its_relu).
+
+# %%
+if __name__ == "__main__":
+    model = resnet(18).to(DEVICE).eval()
+    x = torch.randn(1, 3, 224, 224, device=DEVICE)
+    with torch.no_grad():
+        h = model.stem(x)
+        print("stem      ", tuple(h.shape))
+        for name, stage in model.stages.named_children():
+            h = stage(h)
+            print(f"{name:10s}", tuple(h.shape))
+            assert h.shape[-1] == {"conv2_x": 56, "conv3_x": 28, "conv4_x": 14, "conv5_x": 7}[name]
+        assert model(x).shape == (1, 1000)
+
+# %% [markdown]
+# ## Parameters: the same as torchvision, to the unit
+#
+# We build all five networks on PyTorch's `meta` device (shapes only, no memory, no compute) and count.
+# The counts equal torchvision's: 11,689,512 / 21,797,672 / 25,557,032 / 44,549,160 / 60,192,808
+# ([test](../tests/test_resnet_v1.md#test_param_counts_match_torchvision)). Option B is the default; for
+# ResNet-34, option A has 173,824 fewer parameters: the three projections of B, from 64 to 128, 128 to
+# 256 and 256 to 512 channels, each $c \cdot 2c$ weights plus $2 \cdot 2c$ for BN.
+
+# %%
+if __name__ == "__main__":
+    def n_params(m):
+        return sum(p.numel() for p in m.parameters())
+
+    with torch.device("meta"):
+        for depth, arch in TABLE_1.items():
+            ours, theirs = n_params(resnet(depth)), n_params(getattr(torchvision.models, f"resnet{depth}")())
+            print(f"ResNet-{depth:<3d} {arch.block.__name__:10s} {arch.layers}  params {ours:12,d}")
+            assert ours == theirs
+        by_option = {o: n_params(resnet(34, shortcut=o)) for o in "ABC"}
+    print("ResNet-34 params by shortcut option:", by_option)
+    assert by_option["B"] - by_option["A"] == sum(c * 2 * c + 2 * 2 * c for c in (64, 128, 256))
+
+# %% [markdown]
+# ## Multiply-adds: V1 against V1.5
+#
+# Table 1's FLOPs row counts multiply-adds for the paper's layout, stride on the first 1×1 of a
+# bottleneck ("V1"). Our exact counts at 224×224 (convolutions and the fc layer) are 1.81, 3.66, 3.86,
+# 7.57 and 11.28 G: the paper rounds loosely (3.66 is written 3.6, 3.86 is written 3.8), and every
+# count is within 2 % of the table ([test](../tests/test_resnet_v1.md#test_macs_match_table_1)). The
+# basic-block nets do not care where the stride is. For the bottleneck nets, torchvision's stride on
+# the 3×3 ("V1.5") costs 4.09 G for ResNet-50, 6 % more, because the first 1×1 of each downsampling
+# block runs on the full map (see the [bottleneck page](bottleneck.md)).
+
+# %%
+if __name__ == "__main__":
+    print("depth  Table 1   V1 (1x1)   V1.5 (3x3)   [G multiply-adds]")
+    with torch.device("meta"):
+        for depth, arch in TABLE_1.items():
+            v1 = count_macs(resnet(depth, stride_on="1x1"), (1, 3, 224, 224)) / 1e9
+            v15 = count_macs(resnet(depth, stride_on="3x3"), (1, 3, 224, 224)) / 1e9
+            print(f"{depth:5d}  {arch.gmacs:7.1f}  {v1:9.2f}  {v15:11.2f}")
+            assert abs(v1 / arch.gmacs - 1) < 0.02
+            if depth == 50:
+                assert round(v15, 2) == 4.09
+
+# %% [markdown]
 # ## Loading torchvision's weights
+#
+# Equal parameter counts do not prove equal networks. Equal outputs do: we take torchvision's
+# (randomly initialised) state dict, rename its keys to our paper-style names, load it *strictly*
+# (every key must match, every shape must fit) and compare logits. Torchvision calls the stages
+# `layer1 … layer4` and the block's layers `conv1, bn1, conv2, …`; ours are `conv2_x … conv5_x` and
+# positions in `F`, where convolution $k$ sits at index $3(k-1)$ and its BN right after it.
+# The test does this for all five depths with randomised BN statistics
+# ([test](../tests/test_resnet_v1.md#test_torchvision_weights_give_same_logits)).
 
 # %%
 def from_torchvision(state_dict: dict) -> dict:
-    # Renames torchvision's keys to ours: `layer1` → `stages.conv2_x`, `conv1/bn1` → `F.0/F.1`, ...
+    # Torchvision key → our key, e.g. `layer2.0.conv1.weight` → `stages.conv3_x.0.F.0.weight`.
     out = OrderedDict()
     for key, value in state_dict.items():
         k = re.sub(r"^conv1\.", "stem.conv.", key)
@@ -152,13 +263,60 @@ def from_torchvision(state_dict: dict) -> dict:
         k = re.sub(r"^layer(\d)\.", lambda m: f"stages.conv{int(m.group(1)) + 1}_x.", k)
         k = re.sub(r"\.conv(\d)\.", lambda m: f".F.{3 * (int(m.group(1)) - 1)}.", k)
         k = re.sub(r"\.bn(\d)\.", lambda m: f".F.{3 * (int(m.group(1)) - 1) + 1}.", k)
-        k = k.replace(".downsample.", ".shortcut.")
-        out[k] = value
+        out[k.replace(".downsample.", ".shortcut.")] = value
     return out
 
 
 # %%
 if __name__ == "__main__":
-    for depth in TABLE_1:
-        model = resnet(depth)
-        print(depth, sum(p.numel() for p in model.parameters()))
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet18(weights=None).to(DEVICE).eval()
+    ours = resnet(18).to(DEVICE).eval()
+    ours.load_state_dict(from_torchvision(theirs.state_dict()), strict=True)
+    x = torch.randn(2, 3, 64, 64, device=DEVICE)
+    with torch.no_grad():
+        diff = (ours(x) - theirs(x)).abs().max().item()
+    print("layer2.0.downsample.0.weight ->", from_torchvision({"layer2.0.downsample.0.weight": 0}).popitem()[0])
+    print("max |ours - torchvision| on the logits:", diff)
+    assert diff <= 1e-5
+
+# %% [markdown]
+# ## Wrong inputs fail early and say why
+#
+# Unknown depths and options name the valid choices; a tensor of the wrong shape is refused before the
+# first convolution with the shape we expected
+# ([test](../tests/test_resnet_v1.md#test_bad_inputs_raise_clear_errors)).
+
+# %%
+if __name__ == "__main__":
+    for bad in (lambda: resnet(42), lambda: resnet(34, shortcut="D"), lambda: resnet(50, stride_on="5x5"),
+                lambda: Arch(50, BasicBlock, (3, 4, 6, 3), 3.8), lambda: model(torch.zeros(3, 64, 64, device=DEVICE))):
+        try:
+            bad()
+            raise AssertionError("expected a ValueError")
+        except ValueError as e:
+            print("ValueError:", e)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Count option C (auto-checked).** How many more parameters does ResNet-34 have with option C than
+#    with option B? Work it out by hand (which blocks get a new $W_s$, and what does each cost?), then
+#    run `check_resnet34_C_minus_B(your_number)`.
+# 2. Add ResNet-200 of the pre-activation paper to `TABLE_1` as data: bottleneck blocks (3, 24, 36, 3).
+#    What does `Arch` check for you? (Its "FLOPs" are not in our Table 1; count them with `count_macs`.)
+# 3. Where does global average pooling make the network accept a 320×320 image? What are the stage
+#    shapes then, and what happens at 16×16?
+# 4. Make ResNet-50 "V1" and "V1.5" and load torchvision's ResNet-50 state dict into both. Why does it
+#    load into both, and why do only one of them give torchvision's logits?
+
+# %%
+def check_resnet34_C_minus_B(answer: int) -> None:
+    # Compares your number with the two real networks (built on the meta device: no memory used).
+    with torch.device("meta"):
+        truth = sum(p.numel() for p in resnet(34, shortcut="C").parameters()) - sum(
+            p.numel() for p in resnet(34, shortcut="B").parameters())
+    if answer != truth:
+        hint = "too many: the blocks that already project under B get nothing new" if answer > truth else "too few"
+        raise AssertionError(f"{answer:,d} is {hint}; count the identity shortcuts of B, stage by stage")
+    print(f"correct: option C adds {truth:,d} parameters to ResNet-34")

@@ -1,10 +1,23 @@
 # %% [markdown]
 # # Shortcut options A, B and C
 #
-# When a block halves the feature map and widens the channels, $x$ no longer has the shape of $F(x)$
-# and the shortcut must do something. The paper tries three answers, called A, B and C. This page
-# writes each as a small function with one signature, `(c_in, c_out, stride) -> nn.Module`, and
-# compares them on parameters and outputs.
+# When a block halves the feature map and widens the channels, $x$ no longer has the shape of $F(x)$,
+# and the shortcut has to change it. The paper tries three answers, named A, B and C. This page writes
+# each as a small function with one signature, `(c_in, c_out, stride) -> nn.Module`, and compares
+# them on parameters and on what they output.
+#
+# > "The dimensions of $x$ and $F$ must be equal in Eqn.(1)." — He et al. 2015, §3.2
+#
+# > "When the dimensions increase (dotted line shortcuts in Fig. 3), we consider two options: (A) The
+# > shortcut still performs identity mapping, with extra zero entries padded for increasing
+# > dimensions. This option introduces no extra parameter; (B) The projection shortcut … is used to
+# > match dimensions (done by 1×1 convolutions)." — He et al. 2015, §3.3
+#
+# > "when the shortcuts go across feature maps of two sizes, they are performed with a stride of 2."
+# > — He et al. 2015, §3.3
+#
+# In its ImageNet experiments (§4.1) the paper adds option C, in which *every* shortcut is a
+# projection, even where the shapes already match, and compares the three on ResNet-34.
 
 # %%
 import torch
@@ -12,15 +25,17 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1, identity_or_projection
+from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
 #
 # Option A keeps the shortcut free of parameters. Where the map halves, it keeps every second row and
-# column, `x[:, :, ::2, ::2]`; where the channels grow, it appends zero channels. For an odd size $H$
-# a 3×3 convolution with padding 1 and stride 2 gives $\lceil H/2 \rceil$ rows, and so does `::2`,
-# so the shapes agree for odd maps too.
+# column, `x[:, :, ::2, ::2]` (the "stride of 2" of the quote); where the channels grow, it appends
+# zero channels. We append them after the existing ones; some reimplementations split them between
+# front and back, which only permutes channels. For an odd size $H$ a 3×3 convolution with padding 1
+# and stride 2 gives $\lceil H/2 \rceil$ rows, and so do `::2` and a 1×1 convolution of stride 2,
+# so all three options agree with $F$ on odd maps too (checked below on a 7×7 map).
 
 # %%
 class ZeroPadShortcut(nn.Module):
@@ -81,11 +96,112 @@ def get_shortcut(option):
     return SHORTCUTS[option]
 
 
+# %% [markdown]
+# ## Parameters
+#
+# A transition from 16 to 32 channels at stride 2 (the start of the second stage of a CIFAR ResNet),
+# and a block that keeps 32 channels. Option A costs nothing anywhere; B pays for $W_s$ (a 1×1
+# convolution, $c_{in} c_{out}$ weights, plus BN's $2 c_{out}$) only at the transition; C pays in
+# every block.
+
+# %%
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+if __name__ == "__main__":
+    print("option  16→32 /2   32→32")
+    for name, make in SHORTCUTS.items():
+        print(f"  {name}     {n_params(make(16, 32, 2)):6d}   {n_params(make(32, 32, 1)):6d}")
+    assert [n_params(make(16, 32, 2)) for make in SHORTCUTS.values()] == [0, 16 * 32 + 2 * 32, 16 * 32 + 2 * 32]
+    assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [0, 0, 32 * 32 + 2 * 32]
+
+# %% [markdown]
+# ## Outputs
+#
+# Option A passes the subsampled input through unchanged in the first `c_in` channels and adds
+# exact zeros in the rest. B and C output a learned linear mix of all input channels in every output
+# channel (after BN). In a block, $y = \sigma(F(x) + \text{shortcut}(x))$, so with option A the new
+# channels are just $\sigma(F(x))$: they have no shortcut at all. That is the paper's explanation for
+# why B does a little better than A.
+
 # %%
 if __name__ == "__main__":
     torch.manual_seed(0)
-    x = torch.randn(2, 16, 32, 32, device=DEVICE)
+    x = torch.randn(2, 16, 32, 32, device=DEVICE)  # [B, 16, 32, 32]
+    outs = {}
+    with torch.no_grad():
+        for name, make in SHORTCUTS.items():
+            outs[name] = make(16, 32, 2).to(DEVICE).eval()(x)  # [B, 32, 16, 16]
+            zero = (outs[name] == 0).all(dim=(0, 2, 3)).sum().item()
+            print(f"option {name}: shape {tuple(outs[name].shape)}, all-zero channels: {zero} of 32")
+    a = outs["A"]
+    assert torch.equal(a[:, :16], x[:, :, ::2, ::2]) and (a[:, 16:] == 0).all()
+    assert (outs["B"] != 0).any(dim=(0, 2, 3)).all()  # every channel of B carries signal
+
+# %% [markdown]
+# All three give the same shape as $F$ on an odd map, here 7×7 → 4×4, as in a block whose input
+# does not divide by 2.
+
+# %%
+if __name__ == "__main__":
+    x_odd = torch.randn(1, 16, 7, 7, device=DEVICE)
+    f = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False).to(DEVICE)  # like the first conv of F
     for name, make in SHORTCUTS.items():
-        s = make(16, 32, 2).to(DEVICE)
-        n = sum(p.numel() for p in s.parameters())
-        print(name, tuple(s(x).shape), "params:", n)
+        with torch.no_grad():
+            assert make(16, 32, 2).to(DEVICE)(x_odd).shape == f(x_odd).shape == (1, 32, 4, 4)
+    print("7×7 input: F and options A, B, C all give [1, 32, 4, 4]")
+
+# %% [markdown]
+# ## What the paper measured
+#
+# Table 3 of the paper reports ImageNet validation errors (10-crop testing) of ResNet-34 with the three
+# options; Table 2 gives the plain (no-shortcut) baselines. As stated facts:
+#
+# | model | top-1 error (%) |
+# |---|---|
+# | plain-18 / plain-34 | 27.94 / 28.54 |
+# | ResNet-18 / ResNet-34, option A | 27.88 / 25.03 |
+# | ResNet-34, option B | 24.52 |
+# | ResNet-34, option C | 24.19 |
+#
+# Our summary of the paper's reading: all three options are far better than the plain net; B beats A
+# slightly (the zero-padded channels learn no residual); C beats B marginally, which the paper credits
+# to the extra parameters of the many projections. The differences are small, so projections are not
+# what makes deep residual nets work, and the paper keeps C out of its deeper models to save memory
+# and time. Torchvision, and our default, is option B. The whole-network parameter counts of A, B and C
+# for ResNet-34 are on the [constructor page](resnet.md); the CIFAR nets of the [CIFAR page](cifar.md)
+# use option A.
+
+# %%
+if __name__ == "__main__":
+    table_3 = {"A": 25.03, "B": 24.52, "C": 24.19}  # ResNet-34 top-1 err. (%), He et al. 2015, Table 3
+    plain_34 = 28.54  # Table 2
+    assert plain_34 > table_3["A"] > table_3["B"] > table_3["C"]
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Count what C costs (auto-checked).** A stage has `n` basic blocks; the first goes from `c_in`
+#    to `c_out` channels at stride 2, the others keep `c_out`. Write `extra_params_C(n, c_in, c_out)`,
+#    the number of parameters option C adds to that stage compared with option A, and run
+#    `check_extra_params_C(extra_params_C)`.
+# 2. Using the [constructor page](resnet.md), count how many parameters ResNet-34 gains from option A to
+#    B and from B to C. Which stage contributes most to C's extra parameters, and why?
+# 3. In option A, build a block whose shortcut pads zeros and set all of $F$'s weights to zero. What is
+#    the block's output in the padded channels? Does any gradient reach the input through them?
+# 4. Replace `x[:, :, ::2, ::2]` by 2×2 average pooling in option A. Is it still parameter-free? Is it
+#    still an identity mapping in the sense of the paper?
+
+# %%
+def check_extra_params_C(formula) -> None:
+    # Compares `formula(n, c_in, c_out)` with real stages built with option A and option C.
+    for n, c_in, c_out in ((1, 4, 8), (3, 16, 32), (5, 32, 64)):
+        def stage(option):
+            return nn.Sequential(*(BasicBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1, option)
+                                   for i in range(n)))
+        truth = n_params(stage(shortcut_C)) - n_params(stage(shortcut_A))
+        got = formula(n, c_in, c_out)
+        if got != truth:
+            raise AssertionError(f"for n={n}, {c_in}→{c_out} your formula gives {got}, option C adds {truth}")
+    print("correct: your formula matches the extra parameters of option C")
