@@ -1,3 +1,3 @@
 """Pre-activation ResNet (v2)"""
 
-PAGES = ["propagation"]
+PAGES = ["propagation", "shortcut_variants"]
