@@ -1,3 +1,3 @@
 """Training on CIFAR-10"""
 
-PAGES = ["data"]
+PAGES = ["data", "recipe"]
