@@ -213,8 +213,9 @@ if __name__ == "__main__":
 # 1. **Find the bottleneck width (auto-checked).** Write `bottleneck_width(c, C)`: the whole number $d$
 #    for which $C$ paths cost (eq. 4) as close as possible to a plain ResNet bottleneck with $c$
 #    channels in and out and width $c/4$. Hint: eq. (4) is a quadratic in $d$. Run
-#    `check_bottleneck_width(bottleneck_width)`: it compares your function with Table 2 in all four
-#    stages ($d$ doubles with $c$).
+#    `check_bottleneck_width(bottleneck_width)`: it compares your function with Table 2 and with
+#    ResNeXt-50's widths 8, 16, 32 in `conv3`–`conv5`. (Does 8×14d stay the nearest choice in `conv3`,
+#    where its doubled width would be 28?)
 # 2. Table 2 has no row for $C = 16$. What $d$ would it get? Compute its cost with `block_cost`; is it
 #    as close to 70k as the other rows? Why does a small $d$ make "equal cost" harder to hit exactly?
 # 3. Count the BN parameters of the $C = 32$ block and of the $C = 1$ block. Which has more, and why
@@ -225,14 +226,13 @@ if __name__ == "__main__":
 
 # %%
 def check_bottleneck_width(bottleneck_width) -> None:
-    # Table 2's d for the conv2 stage (c = 256), doubled with c in conv3..conv5.
-    for scale in (1, 2, 4, 8):
-        c = 256 * scale
-        for C, d in TABLE_2.items():
-            got = bottleneck_width(c, C)
-            if got != d * scale:
-                raise AssertionError(
-                    f"bottleneck_width(c={c}, C={C}) returned {got}; Table 2 (scaled to c={c}) gives "
-                    f"{d * scale}. Solve C*(2*c*d + 9*d*d) = 2*c*(c/4) + 9*(c/4)**2 for d and round."
-                )
-    print("correct: your widths reproduce Table 2 in conv2, conv3, conv4 and conv5")
+    # Table 2's rows (conv2, c = 256), and 32×4d's widths 8, 16, 32 in conv3..conv5.
+    cases = [(256, C, d) for C, d in TABLE_2.items()] + [(512, 32, 8), (1024, 32, 16), (2048, 32, 32)]
+    for c, C, d in cases:
+        got = bottleneck_width(c, C)
+        if got != d:
+            raise AssertionError(
+                f"bottleneck_width(c={c}, C={C}) returned {got}, the paper uses {d}. "
+                f"Solve C*(2*c*d + 9*d*d) = 2*c*(c/4) + 9*(c/4)**2 for d and round."
+            )
+    print("correct: your widths reproduce Table 2 and ResNeXt-50's 32×4d stages")

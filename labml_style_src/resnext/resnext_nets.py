@@ -27,6 +27,8 @@ from labml_style_src.resnext.three_forms import to_grouped
 # and the template rule doubles it with every stage. "32×4d" is $C = 32$, $d = 4$. The bottleneck block
 # takes these as `groups=C, base_width=d`. It truncates $d \cdot p/64$ to an integer silently, so
 # `Template` checks first that every stage gets a whole, non-zero group width, and says which does not.
+# A template can also be given by the total width of the `conv2_x` 3×3, $C \cdot d$, which must split
+# into $C$ equal groups.
 
 # %%
 @dataclass(frozen=True)
@@ -38,6 +40,14 @@ class Template:
         for name, v in (("cardinality C", self.C), ("width per group d", self.d)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+    @classmethod
+    def from_width(cls, width: int, C: int) -> "Template":
+        # From the width of the conv2_x grouped 3×3 (Table 2's "width of group conv."): d = width / C.
+        if C < 1 or width % C:
+            raise ValueError(f"a grouped 3×3 of width {width} cannot be split into C={C} equal groups "
+                             f"({width} = {C}·{width // max(C, 1)} + {width % max(C, 1)})")
+        return cls(C, width // C)
 
     def group_widths(self, planes) -> list:
         # Width of one group in each stage: d·p/64, which must be a whole number ≥ 1.
@@ -53,6 +63,18 @@ class Template:
 
 
 IMAGENET_PLANES = (64, 128, 256, 512)
+
+if __name__ == "__main__":
+    # 32×4d: groups of 4, 8, 16, 32 channels; the same template from its 128-wide conv2_x 3×3.
+    assert Template(32, 4).group_widths(IMAGENET_PLANES) == [4, 8, 16, 32]
+    assert Template.from_width(128, 32) == Template(32, 4)
+    # With the thin CIFAR ResNet stages (16, 32, 64 planes), 8×2d would need groups of 0.5 channels.
+    for bad in (lambda: Template(8, 2).group_widths((16, 32, 64)), lambda: Template.from_width(100, 32)):
+        try:
+            bad()
+            raise AssertionError("unreachable")
+        except ValueError as e:
+            print("ValueError:", e)
 
 # %% [markdown]
 # ## The ImageNet variants, as a table
@@ -242,8 +264,8 @@ if __name__ == "__main__":
 #    stage). Work it out from the template, then run `check_resnext29_widths(answer)`.
 # 2. Build `resnext("resnext101_32x8d")` on the `meta` device and count its MACs at 224². How does
 #    its cost compare with ResNeXt-50 and with Wide ResNet-50-2?
-# 3. Try `Template(32, 3)`. Which stage does it fail on, and what would `Bottleneck` have built silently
-#    without the check?
+# 3. `Template(8, 2)` fails on stages with 16, 32, 64 planes. Which of the three, and what would
+#    `Bottleneck(64, 16, groups=8, base_width=2)` build silently without the check? Does it run?
 # 4. ResNeXt-29 16×64d and Wide ResNet-50-2 have about the same number of parameters (68M). Why is the
 #    CIFAR net's MAC count so different from the ImageNet one's, given the input sizes?
 
