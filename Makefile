@@ -1,0 +1,41 @@
+# Two commands: `make serve` (build and serve the site) and `make test` (the whole suite). Both set themselves up.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.installed
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: serve build test browser bench bench-train ablation clean
+
+$(READY): requirements.txt requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
+	touch $@
+
+serve: $(READY)  ## build and serve the site at http://127.0.0.1:8000, rebuilding on edits
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
+build: $(READY)  ## build the static site into site/
+	$(BIN)/mkdocs build --strict
+
+# The browser test uses Debian's chromium (never a downloaded browser). Installed when missing and we are root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped (they fail under CI=true)"; fi; }
+
+test: $(READY) browser  ## every page run three ways, fidelity tests, the strict build and the browser check
+	$(BIN)/python -m pytest
+
+bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
+	$(BIN)/python scripts/bench_resnet50.py
+
+bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoader loop
+	$(BIN)/python scripts/bench_training.py
+
+ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (minutes on 2 cores)
+	$(BIN)/python scripts/run_ablation.py
+
+clean:
+	rm -rf site .cache test-artifacts .pytest_cache

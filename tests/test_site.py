@@ -1,0 +1,211 @@
+"""The built site: `mkdocs build --strict`, every page in both views with its notebook, nothing fetched from another
+host, and a real browser (Debian's chromium through Playwright) looking at it at desktop and phone widths."""
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+from urllib.parse import urljoin
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ARTIFACTS, PAGES, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+# The strict build passes (broken links and anchors are errors) and every page has its three outputs.
+def test_build_has_every_page_in_both_views(built_site):
+    site, seconds = built_site
+    for page in PAGES:
+        side = site / page.chapter / page.name / "index.html"
+        notebook = site / "labml_style_src" / page.chapter / page.name / "index.html"
+        download = site / "labml_style_src" / page.chapter / f"{page.name}.ipynb"
+        assert side.exists() and notebook.exists() and download.exists(), page.uri
+        assert 'class="lb-row"' in side.read_text() and "jp-Notebook" in notebook.read_text()
+        nbformat.validate(nbformat.reads(download.read_text(), as_version=4))
+        assert f"<title>{page.title}" in side.read_text().replace("&amp;", "&")
+    print(f"mkdocs build --strict: {seconds:.1f} s")
+
+
+# Nothing in the site points the browser at another host: no CDN script, stylesheet, font or image.
+def test_no_resource_from_another_host(built_site):
+    site, _ = built_site
+    remote = re.compile(r"""<(?:script|img|iframe|source)[^>]*\bsrc=["']?(?:https?:)?//|<link[^>]*\bhref=["']?(?:https?:)?//|url\(["']?(?:https?:)?//""")
+    offenders = []
+    for path in site.rglob("*"):
+        if path.suffix in {".html", ".css", ".js"}:
+            text = path.read_text(errors="ignore")
+            if path.suffix == ".html":
+                text = re.sub(r'<link rel="canonical"[^>]*>', "", text)  # a URL, not a request
+            offenders += [f"{path.relative_to(site)}: {m.group(0)}" for m in remote.finditer(text)]
+    assert not offenders, "\n".join(offenders[:20])
+
+
+# Largest page weight (HTML + the JS and CSS it loads, fonts excluded), reported for the record.
+def test_page_weight(built_site):
+    site, _ = built_site
+    weights = {}
+    for html_path in site.rglob("index.html"):
+        text = html_path.read_text()
+        total = len(text.encode())
+        for ref in re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', text):
+            asset = (html_path.parent / ref).resolve()
+            if asset.exists():
+                total += asset.stat().st_size
+        weights[str(html_path.parent.relative_to(site))] = total
+    name, biggest = max(weights.items(), key=lambda kv: kv[1])
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "page_weight.txt").write_text(f"{biggest / 1e6:.2f} MB  {name}\n")
+    assert biggest < 5e6, f"{name} weighs {biggest / 1e6:.1f} MB"
+
+
+# --- the real browser --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(built_site):
+    site, _ = built_site
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing (run `make test`, which installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """A page opened in a fresh context, recording console errors and every request."""
+
+    def __init__(self, browser, url, width, height):
+        self.errors, self.requests = [], []
+        self.context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(url, wait_until="networkidle")
+
+    def close(self, origin):
+        self.context.close()
+        assert not self.errors, self.errors
+        foreign = [u for u in self.requests if not u.startswith(origin) and not u.startswith("data:")]
+        assert not foreign, foreign
+
+
+def boxes(page, row_selector):
+    return page.eval_on_selector(row_selector, """row => {
+        const n = row.querySelector('.lb-note').getBoundingClientRect();
+        const c = row.querySelector('.lb-code').getBoundingClientRect();
+        return {note: [n.left, n.top, n.width], code: [c.left, c.top, c.width]};
+    }""")
+
+
+RAW_MATH = """() => {
+    const walker = document.createTreeWalker(document.querySelector('.md-content'), NodeFilter.SHOW_TEXT);
+    const raw = [];
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        if (node.parentElement.closest('.katex, code, pre, script, .clipboard-copy-txt')) continue;
+        if (/\\$\\$|\\\\\\(|\\\\\\[|(^|[^\\w])\\$[^$\\s][^$]*\\$/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 80));
+    }
+    return raw;
+}"""
+
+FIRST_PAGE = PAGES[0]
+
+
+@pytest.mark.browser
+def test_side_by_side_page_in_a_browser(browser, server):
+    url = f"{server}/{FIRST_PAGE.chapter}/{FIRST_PAGE.name}/"
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    desktop = Visit(browser, url, 1440, 900)
+    page = desktop.page
+    page.wait_for_selector(".katex")
+    row = ".lb-row:has(.lb-code):has(.lb-note p)"
+    b = boxes(page, row)
+    assert b["note"][0] + b["note"][2] <= b["code"][0] + 1, b  # note left of code
+    assert abs(b["note"][1] - b["code"][1]) < 2, b  # on the same line
+    assert b["note"][2] + b["code"][2] > 900, b  # the two columns use the full width (no right-hand TOC)
+    assert page.locator(".katex .katex-mathml math").count() > 0  # MathML kept
+    assert page.evaluate(RAW_MATH) == []
+    assert page.locator(".katex-error").count() == 0
+    # One copy button per code cell; it copies the cell's source text exactly.
+    source = FIRST_PAGE.path.read_text()
+    copies = page.locator(".lb-copy").evaluate_all("els => els.map(e => e.dataset.clipboardText)")
+    assert len(copies) == source.count("\n# %%\n") + (1 if source.startswith("# %%\n") else 0)
+    assert all(c.strip() in source for c in copies)
+    assert page.locator("pre .md-clipboard:not(.lb-copy)").count() == 0  # no per-fragment buttons
+    # Line numbers are those of the source file.
+    first_ln = int(page.locator(".lb-line").first.get_attribute("data-ln"))
+    assert source.splitlines()[first_ln - 1] == page.locator(".lb-line").first.inner_text()
+    # The notebook download is a valid notebook.
+    href = page.locator("a.lb-view[download]").get_attribute("href")
+    response = page.request.get(urljoin(page.url, href))
+    nbformat.validate(nbformat.reads(response.text(), as_version=4))
+    # Search, dark mode toggle, previous/next footer.
+    assert page.locator("[data-md-component=search]").count() == 1
+    assert page.locator("[data-md-color-scheme]").count() >= 1 and page.locator("label.md-header__button[for^=__palette]").count() >= 1
+    assert page.locator(".md-footer__link").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "side_by_side_1440.png"), full_page=False)
+    desktop.close(server)
+
+    phone = Visit(browser, url, 390, 844)
+    page = phone.page
+    page.wait_for_selector(".katex")
+    b = boxes(page, row)
+    assert abs(b["note"][0] - b["code"][0]) < 2 and b["code"][1] > b["note"][1], b  # stacked: note above code
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scroll
+    page.screenshot(path=str(ARTIFACTS / "side_by_side_390.png"), full_page=False)
+    phone.close(server)
+
+
+@pytest.mark.browser
+def test_notebook_view_in_a_browser(browser, server):
+    url = f"{server}/labml_style_src/{FIRST_PAGE.chapter}/{FIRST_PAGE.name}/"
+    visit = Visit(browser, url, 1440, 900)
+    page = visit.page
+    page.wait_for_selector(".jupyter-wrapper .katex")
+    assert page.evaluate(RAW_MATH) == []
+    assert page.locator(".jp-CodeCell").count() >= 3
+    side = page.locator("a.lb-view", has_text="Side-by-side").get_attribute("href")
+    page.goto(urljoin(page.url, side), wait_until="networkidle")
+    assert page.locator(".lb-row").count() > 3
+    page.screenshot(path=str(ARTIFACTS / "notebook_view_1440.png"))
+    visit.close(server)
+
+
+@pytest.mark.browser
+def test_search_finds_a_page(browser, server):
+    visit = Visit(browser, f"{server}/", 1440, 900)
+    page = visit.page
+    page.locator("input.md-search__input").click()
+    page.keyboard.type("bottleneck", delay=20)  # typed, as a reader does (Material listens to key events)
+    page.wait_for_selector(".md-search-result__item", timeout=15000)
+    assert page.locator(".md-search-result__item").count() >= 1
+    visit.close(server)
