@@ -193,10 +193,10 @@ def test_notebook_view_in_a_browser(browser, server):
     page.wait_for_selector(".jupyter-wrapper .katex")
     assert page.evaluate(RAW_MATH) == []
     assert page.locator(".jp-CodeCell").count() >= 3
+    page.screenshot(path=str(ARTIFACTS / "notebook_view_1440.png"))
     side = page.locator("a.lb-view", has_text="Side-by-side").get_attribute("href")
     page.goto(urljoin(page.url, side), wait_until="networkidle")
     assert page.locator(".lb-row").count() > 3
-    page.screenshot(path=str(ARTIFACTS / "notebook_view_1440.png"))
     visit.close(server)
 
 
