@@ -1,0 +1,209 @@
+# %% [markdown]
+# # The full pre-activation ResNet: ResNet-164 and ResNet-1001
+#
+# The full pre-activation unit moves BN and ReLU in front of every weight layer, so that the
+# addition is the last operation of a unit and the shortcut carries $\mathbf{x}_l$ unchanged. This
+# page builds the pre-activation bottleneck, assembles the CIFAR networks of the paper with the
+# [ResNet v1 constructor](../resnet_v1/resnet.md), counts their parameters, and takes care of the
+# two places where a pre-activation network needs an extra activation: right after the first
+# convolution, and after the last addition.
+#
+# > "For the first Residual Unit (that follows a stand-alone convolutional layer, conv$_1$), we adopt
+# > the first activation right after conv$_1$ and before splitting into two paths; for the last
+# > Residual Unit (followed by average pooling and a fully-connected classifier), we adopt an extra
+# > activation right after its element-wise addition." — He et al. 2016, Appendix
+
+# %%
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from labml_style_src.device import DEVICE
+from labml_style_src.resnet_v1.bottleneck import Bottleneck
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.resnet import ResNet
+
+
+# %% [markdown]
+# ## The pre-activation bottleneck
+#
+# The bottleneck of ResNet v1 is 1×1 (reduce) → 3×3 → 1×1 (restore to $4\times$), with BN and ReLU
+# after the convolutions. The pre-activation version puts BN → ReLU before each of the three:
+# $$\mathbf{x}_{l+1} = \mathbf{x}_l + F(\mathbf{x}_l), \quad F = \text{BN-ReLU-conv}_{1\times1}
+# \text{-BN-ReLU-conv}_{3\times3}\text{-BN-ReLU-conv}_{1\times1}.$$
+#
+# When the unit changes the shape (more channels, or stride 2), the shortcut needs a projection
+# $W_s$. The paper's appendix says that "these projection shortcuts are also with pre-activation":
+# $W_s$ reads the same BN–ReLU output as $F$. An identity shortcut reads the raw $\mathbf{x}_l$, so
+# the clean path is untouched. We therefore split off the first BN–ReLU as `preact` and let the
+# unit decide once, in `__init__`, what its shortcut reads.
+
+# %%
+def bn_relu(c: int) -> nn.Sequential:
+    return nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+
+
+def preact_shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
+    # Identity when shapes match, else $W_s$ = 1×1 conv without BN (its input is already normalised).
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return conv1x1(c_in, c_out, stride)
+
+
+class PreActBottleneck(nn.Module):
+    # Channels leaving the unit = `planes * 4`, as in the v1 bottleneck.
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int = 1, shortcut=preact_shortcut):
+        super().__init__()
+        c_out = planes * self.expansion
+        # The first BN → ReLU of $F$, shared with a projecting shortcut.
+        self.preact = bn_relu(c_in)
+        # The rest of $F$: conv1×1 (stride) → BN-ReLU → conv3×3 → BN-ReLU → conv1×1; no BN at the end.
+        self.F = nn.Sequential(
+            conv1x1(c_in, planes, stride), bn_relu(planes),
+            conv3x3(planes, planes), bn_relu(planes),
+            conv1x1(planes, c_out),
+        )
+        self.shortcut = shortcut(c_in, c_out, stride)
+        self.shortcut_reads_preact = not isinstance(self.shortcut, nn.Identity)
+
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * planes, H / stride, W / stride]
+        a = self.preact(x)
+        # $x_{l+1} = F(x_l) + h(x_l)$ with nothing after the addition.
+        return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
+
+
+# %% [markdown]
+# ## The network: the v1 constructor with two changes
+#
+# The CIFAR ResNets of the paper have a 3×3 stem and three stages of 16, 32 and 64 bottleneck widths
+# (64, 128, 256 channels out) on 32×32, 16×16 and 8×8 maps. A bottleneck unit has 3 weight layers,
+# so the depth is $3 \cdot 3n + 2 = 9n + 2$: ResNet-164 has $n = 18$ units per stage and
+# ResNet-1001 has $n = 111$ (333 units). We build it with `ResNet` from ResNet v1, changing only:
+#
+# 1. the stem is the convolution alone (no BN, no ReLU). The first unit projects 16 → 64 channels,
+#    so its shortcut reads the pre-activation too: that *is* "the first activation right after
+#    conv$_1$ and before splitting into two paths";
+# 2. after the last stage, an extra BN → ReLU (`post_activation`) before pooling, because the last
+#    unit ends with an addition.
+
+# %%
+def conv_stem(c_in: int, c_out: int) -> nn.Sequential:
+    # conv$_1$ alone: [B, 3, 32, 32] -> [B, 16, 32, 32]; its activation is the first unit's `preact`.
+    return nn.Sequential(OrderedDict(conv=conv3x3(c_in, c_out)))
+
+
+def preact_cifar_resnet(depth: int, num_classes: int = 10) -> ResNet:
+    # depth = 9n + 2: conv$_1$, 3 stages × n units × 3 layers, the fc layer.
+    if depth < 11 or (depth - 2) % 9:
+        raise ValueError(f"pre-activation CIFAR ResNets with bottleneck units have depth 9n+2 (n >= 1), "
+                         f"e.g. 164 (n=18) or 1001 (n=111); got {depth}")
+    n = (depth - 2) // 9
+    net = ResNet(PreActBottleneck, (n, n, n), widths=(16, 32, 64), stem=conv_stem,
+                 shortcut=preact_shortcut, num_classes=num_classes)
+    # The extra activation after the last addition: BN → ReLU on [B, 256, 8, 8].
+    net.stages.add_module("post_activation", bn_relu(64 * PreActBottleneck.expansion))
+    return net
+
+
+# %% [markdown]
+# ## ResNet-164 on a CIFAR batch
+#
+# The map halves in the first unit of `conv3_x` and `conv4_x`, the first unit of every stage
+# projects, and the output of the last stage has been through the extra BN → ReLU.
+
+# %%
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    net = preact_cifar_resnet(164).to(DEVICE)
+    x = torch.randn(2, 3, 32, 32, device=DEVICE)  # [B, 3, 32, 32]
+    h = net.stem(x)
+    print("stem            ", tuple(h.shape))
+    for name, stage in net.stages.named_children():
+        h = stage(h)
+        projects = getattr(stage[0], "shortcut_reads_preact", "-")  # "-": post_activation has no units
+        print(f"{name:<16}", tuple(h.shape), "first unit projects:", projects)
+    logits = net(x)
+    print("logits          ", tuple(logits.shape))
+    assert [tuple(s[-1].F[-1].weight.shape[:1]) for s in list(net.stages)[:3]] == [(64,), (128,), (256,)]
+    assert h.shape == (2, 256, 8, 8) and (h >= 0).all()  # after post_activation's ReLU
+    assert all(s[0].shortcut_reads_preact for s in list(net.stages)[:3])
+    assert list(net.stem) == [net.stem.conv]  # conv$_1$ only: no BN or ReLU in the stem
+
+# %% [markdown]
+# ## Parameters: 1.7M and 10.2M
+#
+# The paper's Table 4 gives ResNet-164 1.7M parameters and ResNet-1001 10.2M. We count ours, and
+# next to them the post-activation ResNet-164 built from the v1 `Bottleneck` with the same
+# constructor (option B projections with BN).
+
+# %%
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def param_breakdown(net: nn.Module) -> dict:
+    # Convolution weights, BN scale/shift, and the classifier.
+    conv = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d))
+    bn = sum(n_params(m) for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    return {"total": n_params(net), "conv": conv, "BN": bn, "fc": n_params(net.fc)}
+
+
+if __name__ == "__main__":
+    rows = {
+        "pre-act ResNet-164": param_breakdown(preact_cifar_resnet(164)),
+        "original ResNet-164": param_breakdown(ResNet(Bottleneck, (18, 18, 18), (16, 32, 64), stem="cifar",
+                                                      num_classes=10)),
+        "pre-act ResNet-1001": param_breakdown(preact_cifar_resnet(1001)),
+    }
+    print(f"{'':<21}{'total':>12}{'conv':>12}{'BN':>10}{'fc':>7}")
+    for name, r in rows.items():
+        print(f"{name:<21}{r['total']:>12,}{r['conv']:>12,}{r['BN']:>10,}{r['fc']:>7,}")
+    p164, p1001 = rows["pre-act ResNet-164"], rows["pre-act ResNet-1001"]
+    assert round(p164["total"] / 1e6, 1) == 1.7 and round(p164["conv"] / 1e6, 1) == 1.7
+    assert round(p1001["total"] / 1e6, 1) == 10.3
+    assert round(p1001["conv"] / 1e6, 1) == 10.2
+    assert p164["total"] == p164["conv"] + p164["BN"] + p164["fc"]
+
+# %% [markdown]
+# ResNet-164 is 1.70M whichever way we count. For ResNet-1001 our total is 10.33M, which rounds to
+# 10.3M, not 10.2M. The 333 units carry 149,216 BN scale and shift parameters; the convolution
+# weights alone are 10,175,920, which rounds to the paper's 10.2M. The paper does not say how it
+# counted, so this is one count that reproduces its number, not a statement of its convention.
+#
+# !!! note "Where we differ from the paper"
+#     The paper's text does not say which convolution of a downsampling unit has the stride. We
+#     follow the authors' released Torch code (`resnet-pre-act.lua` in KaimingHe/resnet-1k-layers):
+#     the first 1×1. Keras' ResNet50V2 on the [next page](keras_resnet50v2.md) puts it on the 3×3.
+#     Parameter counts do not depend on it. As in that code, the projection $W_s$ is a bare 1×1
+#     convolution (no BN) on the shared BN–ReLU output, and no convolution has a bias.
+#
+# The same counts are [tested](../tests/test_resnet_v2.md#test_preact_cifar_param_counts), and a depth
+# that is not $9n+2$ raises a `ValueError` that names the rule
+# ([test](../tests/test_resnet_v2.md#test_bad_preact_depth)).
+#
+# ## Exercises
+#
+# 1. **Units per stage (auto-checked).** Write `units_per_stage(depth)` for the pre-activation
+#    bottleneck networks and run `check_units_per_stage(units_per_stage)`; it counts the units of
+#    real networks.
+# 2. Write a `PreActBasicBlock` (BN-ReLU-conv3×3-BN-ReLU-conv3×3) with the same signature and build
+#    the pre-activation ResNet-110 ($6n+2$, $n=18$) with `ResNet`. Compare its parameter count with
+#    ResNet-164's. (The paper chose the bottleneck design so that the two are close.)
+# 3. Change `forward` so that a projecting shortcut reads the raw `x` instead of `a`. The network
+#    still runs; what does the first unit's shortcut now receive, and which sentence of the appendix
+#    quote is no longer true?
+# 4. Remove `post_activation` and look at the output of the last stage: what is its sign, and what
+#    would global average pooling and the classifier see?
+
+# %%
+def check_units_per_stage(formula) -> None:
+    # Compares `formula(depth)` with the number of PreActBottleneck units per stage of real networks.
+    for depth in (29, 56, 164, 1001):
+        truth = sum(isinstance(m, PreActBottleneck) for m in preact_cifar_resnet(depth).modules()) // 3
+        got = formula(depth)
+        if got != truth:
+            raise AssertionError(f"for depth {depth} you give {got} units per stage, the network has {truth}")
+    print("correct: n = (depth - 2) / 9, three 1×1/3×3/1×1 layers per unit, three stages")
