@@ -294,3 +294,94 @@ def test_short_training_run_learns(digits_root, tmp_path):
     history = fit(cifar_resnet(8), batches, recipe, tmp_path, device="cpu", progress=False)
     assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
     assert history[-1]["val_err"] < 70
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The fast path
+
+from labml_style_src.training.fast_gpu import (  # noqa: E402
+    DeviceBatches, check_crop_one, crop_flip, fast_options, random_crop_flip,
+)
+
+
+# One gather crops and flips a whole batch exactly like slicing each padded image; every one of the
+# 9×9 offsets and both flips are reachable; the result is already channels_last.
+def test_batched_crop_flip_matches_per_image_slicing():
+    x = torch.randn(162, 3, 32, 32)
+    offsets = torch.tensor([(i, j) for i in range(9) for j in range(9)] * 2)
+    flip = torch.arange(162) >= 81
+    out = crop_flip(x, offsets[:, 0], offsets[:, 1], flip)
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for b in range(162):
+        dy, dx = offsets[b].tolist()
+        crop = padded[b, :, dy:dy + 32, dx:dx + 32]
+        assert torch.equal(out[b], crop.flip(2) if flip[b] else crop)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def make_device_batches(device="cpu", n=100, batch_size=32, seed=0, classes=None):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n)  # label = index: lets the test see which images came out
+    labels = labels % classes if classes else labels
+    return DeviceBatches(images, labels, images[:20], labels[:20], images.float().mean(0) / 255, batch_size,
+                         seed=seed, device=device)
+
+
+# An epoch visits every image once; the same epoch gives the same batches (what resume relies on),
+# another epoch another order.
+def test_device_batches_cover_epoch_and_repeat():
+    batches = make_device_batches()
+    first = list(batches.train(0))
+    seen = torch.cat([y for _, y in first])
+    assert sorted(seen.tolist()) == list(range(100)) and [len(y) for _, y in first] == [32, 32, 32, 4]
+    again = list(batches.train(0))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not torch.equal(torch.cat([y for _, y in batches.train(1)]), seen)
+    x, _ = first[0]
+    assert x.shape == (32, 3, 32, 32) and x.dtype == torch.float32
+
+
+# The loop with channels_last and bf16 autocast (on CPU here) trains and writes its checkpoint.
+def test_fit_with_channels_last_and_bf16_on_cpu(tmp_path):
+    torch.manual_seed(0)
+    model = cifar_resnet(8)
+    history = fit(model, make_device_batches(classes=10), replace(TINY, max_iters=4, batch_size=32), tmp_path, device="cpu",
+                  progress=False, autocast_dtype=torch.bfloat16, channels_last=True)
+    assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
+    assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast_options("cuda") == dict(autocast_dtype=torch.bfloat16, channels_last=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_batches_identical_on_cuda():
+    cpu = list(make_device_batches("cpu").train(3))
+    gpu = list(make_device_batches("cuda").train(3))
+    assert all(torch.equal(a[0], b[0].cpu()) and torch.equal(a[1], b[1].cpu()) for a, b in zip(cpu, gpu))
+    x = gpu[0][0]
+    g = torch.Generator().manual_seed(0)
+    assert random_crop_flip(x, g).device == x.device
+
+
+def test_check_crop_one():
+    def reference(padded, dy, dx, flip):
+        crop = padded[:, dy:dy + 32, dx:dx + 32]
+        return crop.flip(-1) if flip else crop
+
+    check_crop_one(reference)
+    with pytest.raises(AssertionError, match="differs"):
+        check_crop_one(lambda padded, dy, dx, flip: padded[:, dy:dy + 32, dx:dx + 32])
+
+
+# scripts/bench_training.py runs end to end on CPU with small counts and reports both loops.
+def test_bench_script_runs_on_cpu():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_training.py"
+    spec = importlib.util.spec_from_file_location("bench_training", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--device", "cpu", "--n-images", "64", "--steps", "1", "--warmup", "0", "--workers", "0",
+                      "--depth", "8", "--batch-size", "16"])
+    assert out["dataloader_images_per_s"] > 0 and out["ours_images_per_s"] > 0

@@ -203,7 +203,7 @@ def evaluate(model, batches, device, autocast_dtype=None, channels_last=False):
     model.eval()
     loss, wrong, n = 0.0, 0, 0
     for x, y in batches:
-        x, y = _to(x, device, channels_last), y.to(device)
+        x, y = to_device(x, device, channels_last), y.to(device)
         with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(x)
         loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
@@ -212,7 +212,7 @@ def evaluate(model, batches, device, autocast_dtype=None, channels_last=False):
     return loss / n, 100 * wrong / n
 
 
-def _to(x, device, channels_last):
+def to_device(x, device, channels_last):
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -351,7 +351,7 @@ def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE
         loss_sum, wrong = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
         model.train()
         for x, y in batches.train(epoch):
-            x, y = _to(x, device, channels_last), y.to(device, non_blocking=True)
+            x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
             loss, n_wrong = train_step(model, optimizer, x, y, autocast_dtype)
             scheduler.step()
             iteration, seen = iteration + 1, seen + len(y)
