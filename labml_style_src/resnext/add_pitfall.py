@@ -208,8 +208,8 @@ if __name__ == "__main__":
     model = buggy_model(add=torch.add).to(DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
-    for step in range(30):
-        idx = torch.randint(0, len(x), (64,), device=DEVICE)
+    for step in range(20):
+        idx = torch.randint(0, len(x), (32,), device=DEVICE)
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
@@ -277,7 +277,7 @@ if __name__ == "__main__":
 #    are traps: look at which dimension a 1-D tensor lines up with.
 # 2. Change `PooledShortcutBlock`'s shortcut to the correct option B projection
 #    (`identity_or_projection` from the first page) and train again. Is the loss curve very different
-#    after 30 steps? What does that tell you about using "the loss goes down" as a test?
+#    after 20 steps? What does that tell you about using "the loss goes down" as a test?
 # 3. The seed's answer also claims that zero padding "does not affect training because the padded values
 #    receive no gradient". Option A of the ResNet paper *does* zero-pad the shortcut, on purpose. Where,
 #    and how is it done (see [shortcuts](../resnet_v1/shortcuts.md))? Why must it be explicit?

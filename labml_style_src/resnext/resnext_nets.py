@@ -157,7 +157,7 @@ if __name__ == "__main__":
     # Our bottleneck keeps its last BN inside `F` (index 7); form (a) calls it `bn`.
     sd = {k.replace("bn.", "F.7."): v for k, v in sd.items()}
     block.F.load_state_dict({k[2:]: v for k, v in sd.items()})
-    x = torch.randn(2, 256, 14, 14, device=DEVICE)
+    x = torch.randn(1, 256, 7, 7, device=DEVICE)
     with torch.no_grad():
         gap = (block.F(x) - paths(x)).abs().max().item()
     print(f"max |Bottleneck(groups=32).F(x) - sum of 32 paths| = {gap:.1e}")

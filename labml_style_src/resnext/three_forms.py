@@ -66,8 +66,8 @@ class EarlyConcat(nn.Module):
 # Now concatenate the first layers too. $C$ 1×1 convolutions from $c_{in}$ to $d$ are one 1×1 from
 # $c_{in}$ to $C \cdot d$. The $C$ 3×3 convolutions, each from its own $d$ channels to $d$, are exactly a
 # grouped convolution with `groups=C`. This is the ResNet bottleneck with a grouped 3×3 — the block
-# [ResNeXt-50](resnext_nets.md) is built from. Its layer layout matches one path of form (a), so the
-# copy below is a concatenation per layer.
+# [ResNeXt-50](resnext_nets.md) is built from. Its layer layout matches one path of form (a), so
+# copying weights into it is a concatenation per layer.
 
 # %%
 class GroupedConv(nn.Module):
