@@ -232,7 +232,9 @@ if __name__ == "__main__":
 #     The paper's Fig. 3 shows only the convolutions; where BN sits is in its implementation notes
 #     (BN after each convolution, ReLU after each BN except at the block output, where ReLU comes after
 #     the shortcut addition). We place BN in forms (a) and (b) so that they equal (c) exactly; the paper
-#     trains only (c).
+#     builds its models in form (c). The authors' released Torch code (`facebookresearch/ResNeXt`,
+#     `models/resnext.lua`) also has a form (b) block, with the same BN placement as our `EarlyConcat`:
+#     a BN on each path's $d$ channels, one BN after the concatenated 1×1.
 #
 # ## Exercises
 #
