@@ -91,6 +91,26 @@ def split_cells(text: str, path: Path, percent: bool = True) -> list[Cell]:
     return cells
 
 
+JUPYTEXT = {"extension": ".py", "format_name": "percent", "comment_magics": False}
+
+
+def check_magic_comments(text: str, path: Path) -> None:
+    """jupytext, read with its defaults (as Jupyter and mkdocs-jupyter do), turns comments that look like shell
+    commands (`# cd …`, `# ls …`, a line ending in `?`) into code. Refuse such comments, so that every reader of
+    the source sees the same notebook."""
+    import jupytext
+
+    loose = jupytext.reads(text, fmt="py:percent").cells
+    strict = jupytext.reads(text, fmt=JUPYTEXT).cells
+    lines = text.splitlines()
+    for a, b in zip(loose, strict):
+        for got, meant in zip(a.source.splitlines(), b.source.splitlines()):
+            if got != meant:
+                number = lines.index(meant) + 1 if meant in lines else 1
+                raise SourceError(path, number, f"jupytext would run this comment as a command: {meant.strip()!r}; "
+                                  "reword it (e.g. do not start it with a shell command or end it with '?')")
+
+
 def markdown_text(cell: Cell) -> str:
     return "\n".join(line[2:] if line.startswith("# ") else "" for line in cell.lines).strip("\n")
 
@@ -183,6 +203,8 @@ def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = Tr
     """The side-by-side body of one source as Markdown. `anchors` maps line numbers to element ids."""
     text = path.read_text(encoding="utf-8")
     cells = split_cells(text, path, percent)
+    if percent:
+        check_magic_comments(text, path)
     try:
         compile(text, str(path), "exec")
     except SyntaxError as error:
@@ -328,6 +350,9 @@ def _strip(path: Path) -> tuple[str, list[tuple[str, ast.ImportFrom]]]:
             raise SourceError(path, node.lineno, "imports from other pages must be at the top level of the file")
         imports.append((node.module, node))
     drop: set[int] = set()
+    for cell in split_cells(text, path):  # the narrative stays on its own page: only code is inlined
+        if cell.kind == "markdown":
+            drop.update(range(cell.start - 1, cell.start + len(cell.lines)))
     for node in tree.body:
         main = (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
                 and getattr(node.test.left, "id", None) == "__name__")
@@ -405,7 +430,7 @@ def _third_party(path: Path, deps: list[Path]) -> set[str]:
 def notebook_json(path: Path, root: Path = ROOT) -> str:
     import jupytext
 
-    notebook = jupytext.reads(notebook_text(path, root), fmt="py:percent")
+    notebook = jupytext.reads(notebook_text(path, root), fmt=JUPYTEXT)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook.metadata.pop("jupytext", None)
     return jupytext.writes(notebook, fmt="ipynb")

@@ -71,7 +71,7 @@ def run_notebook(notebook, cwd: Path, env: dict, label: str) -> float:
 def jupytext_notebook(text: str):
     import jupytext
 
-    notebook = jupytext.reads(text, fmt="py:percent")
+    notebook = jupytext.reads(text, fmt=literate.JUPYTEXT)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 

@@ -101,6 +101,7 @@ def test_test_anchors(tmp_path):
     ("# %%\nx = 1\n# %% [markdown]\nnot a comment\n", 4, "must start with '# '"),
     ("x = 1\n# %%\ny = 2\n", 1, "before the first"),
     ("# %% [raw]\nx = 1\n", 1, "unknown cell marker"),
+    ("# %%\nx = 1\n# cd into the data folder first\ny = 2\n", 3, "jupytext would run this comment"),
 ])
 def test_malformed_sources_fail_with_file_and_line(tmp_path, source, line, message):
     path = write(tmp_path, source)
@@ -170,6 +171,7 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     path = tmp_path / "labml_style_src" / "ch" / "user.py"
     text = literate.notebook_text(path, root=tmp_path)
     assert "def area(r):" in text and "raise SystemExit" not in text and "disc_area = area" in text
+    assert "# # Base" not in text  # the other page's narrative is not inlined, only its code
     assert "from labml_style_src" not in text.replace("`from labml_style_src.ch.base import ...`", "")
     notebook = nbformat.reads(literate.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(notebook)
