@@ -350,7 +350,8 @@ def _strip(path: Path) -> tuple[str, list[tuple[str, ast.ImportFrom]]]:
             raise SourceError(path, node.lineno, "imports from other pages must be at the top level of the file")
         imports.append((node.module, node))
     drop: set[int] = set()
-    for cell in split_cells(text, path):  # the narrative stays on its own page: only code is inlined
+    percent = any(MARKER.match(line) for line in text.splitlines())  # helper modules have no cells
+    for cell in split_cells(text, path, percent):  # the narrative stays on its own page: only code is inlined
         if cell.kind == "markdown":
             drop.update(range(cell.start - 1, cell.start + len(cell.lines)))
     for node in tree.body:

@@ -157,10 +157,11 @@ USER = '''
 from labml_style_src.ch.base import (
     area as disc_area,
 )
+from labml_style_src.helper import SCALE
 
 # %%
 if __name__ == "__main__":
-    print(round(disc_area(1.0), 4))
+    print(round(SCALE * disc_area(1.0), 4))
 '''
 
 
@@ -168,11 +169,12 @@ if __name__ == "__main__":
 # the notebook runs in a folder where the package cannot be imported.
 def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     make_package(tmp_path, {"base": BASE, "user": USER}, ["base", "user"])
+    write(tmp_path, "SCALE = 1.0  # a helper module: plain Python, no cells\n", "labml_style_src/helper.py")
     path = tmp_path / "labml_style_src" / "ch" / "user.py"
     text = literate.notebook_text(path, root=tmp_path)
     assert "def area(r):" in text and "raise SystemExit" not in text and "disc_area = area" in text
     assert "# # Base" not in text  # the other page's narrative is not inlined, only its code
-    assert "from labml_style_src" not in text.replace("`from labml_style_src.ch.base import ...`", "")
+    assert not [l for l in text.splitlines() if l.lstrip().startswith(("from labml_style_src", "import labml_style_src"))]
     notebook = nbformat.reads(literate.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(notebook)
     run = tmp_path / "run"
