@@ -117,15 +117,19 @@ def measure(variant: str, n_units: int = 100, c: int = 8, seed: int = 0, F_off: 
     if F_off:
         for unit in units:
             nn.init.zeros_([m for m in unit.F if isinstance(m, nn.Conv2d)][-1].weight)
+    # A forward hook on every $F$ collects $F(x_i)$ during the one forward pass.
+    F_outputs = []
+    hooks = [unit.F.register_forward_hook(lambda module, inputs, out: F_outputs.append(out)) for unit in units]
     x0 = torch.randn(4, c, 8, 8).to(DEVICE).requires_grad_()  # [B, c, H, W]
-    xs = [x0]
+    xL = x0
     for unit in units:
-        xs.append(unit(xs[-1]))
-    xL = xs[-1]
+        xL = unit(xL)
+    for hook in hooks:
+        hook.remove()
     readout = torch.randn(xL.shape).to(DEVICE)
     dE_dx0, = torch.autograd.grad((xL * readout).sum(), x0)
     with torch.no_grad():
-        sum_F = sum(unit.F(x) for unit, x in zip(units, xs))
+        sum_F = sum(F_outputs)
         return {
             "std x_L/x_0": (xL.std() / x0.std()).item(),
             "grad x_0/x_L": (dE_dx0.norm() / readout.norm()).item(),
