@@ -155,7 +155,9 @@ if __name__ == "__main__":
         assert off[name]["|x_L-x_0|/|x_0|"] == 0 and abs(off[name]["grad x_0/x_L"] - 1) < 1e-6
     for name in unclean:  # something sits after every addition
         assert on[name]["eq.(4) gap"] > 0.1 and off[name]["|x_L-x_0|/|x_0|"] > 0.1
-    # (b): BN after every addition pins the size of the signal; all the others let it grow.
+    # (b): BN after every addition pins the size of the signal; all the others let it grow. Even with
+    # F off, 100 BN-ReLUs change x_0 by more than its own size.
+    assert off["bn_after_addition"]["|x_L-x_0|/|x_0|"] > 1
     assert min(on, key=lambda k: on[k]["std x_L/x_0"]) == "bn_after_addition"
     # (c): a non-negative F can only push the signal up.
     assert on["relu_before_addition"]["min(x_L-x_0)"] >= 0
@@ -167,8 +169,9 @@ if __name__ == "__main__":
 #   all residuals, to rounding. With $F$ off, 100 units are exactly the identity, forward and
 #   backward: the direct term of eq. (5) reaches $\mathbf{x}_0$ with factor 1.
 # - **BN after addition** (b): the size of the signal is pinned because every unit normalises the
-#   sum. Even with $F$ off, 100 BN–ReLUs on the shortcut rewrite $\mathbf{x}_0$ completely. The paper
-#   sees it as trouble in reducing the training loss at the beginning (8.17 % vs 6.61 %).
+#   sum. Even with $F$ off, 100 BN–ReLUs on the shortcut change $\mathbf{x}_0$ by more than its own
+#   size. The paper sees it as trouble in reducing the training loss at the beginning (8.17 % vs
+#   6.61 %).
 # - **ReLU before addition** (c): eq. (4) holds and the path is clean, but every residual is
 #   $\ge 0$, so no element ever decreases (`min(x_L-x_0)` $\ge 0$) and the signal drifts upwards. A
 #   residual should be able to take either sign (7.84 %).

@@ -206,6 +206,8 @@ if __name__ == "__main__":
         print(f"{lam:>6} {lam ** L:>10.3e} {direct:>14.3e} {full:>25.3e} {err.item():>14.1e}")
         assert abs(direct / lam ** L - 1) < 1e-12
         assert err < 1e-12
+        if lam == 0.5:
+            assert full > 1  # the gradient has not vanished: it all went through the weights
 
 # %% [markdown]
 # At $\lambda = 0.5$ the shortcut passes on $0.5^{54} \approx 5.6 \times 10^{-17}$ of the gradient: the
