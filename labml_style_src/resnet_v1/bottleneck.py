@@ -25,13 +25,15 @@ from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identi
 # that shrinks the channels by 4, a 3×3 convolution on the thin tensor, and a 1×1 convolution that
 # restores them. In `conv2_x` of ResNet-50 that is 256 → 64 → 64 → 256 channels: the block is called with
 # `planes = 64` and returns `planes * expansion = 256` channels. As in the [basic block](residual_block.md),
-# every convolution is followed by BN, and every BN but the last by a ReLU; the last ReLU comes after
-# the addition.
+# every convolution is followed by BN and has no bias
+# ([test](../tests/test_resnet_v1.md#test_no_conv_feeding_bn_has_a_bias)), every BN but the last by a
+# ReLU, and the last ReLU comes after the addition.
 #
 # Two arguments are here for later chapters. `groups` and `base_width` set the inner width to
 # $\lfloor \text{planes} \cdot \text{base\_width} / 64 \rfloor \cdot \text{groups}$ and group the 3×3
 # convolution: with the defaults (1, 64) the inner width is just `planes`; the
-# [ResNeXt chapter](../resnext/aggregated.md) uses 32 groups of width 4.
+# [ResNeXt chapter](../resnext/aggregated.md) uses 32 groups of width 4
+# ([test](../tests/test_resnet_v1.md#test_bottleneck_widths_and_groups)).
 #
 # `stride_on` says which convolution halves the map in the first block of a stage. The paper's
 # original code put the stride on the first 1×1 ("V1"); torchvision and most later code put it on
@@ -181,6 +183,12 @@ if __name__ == "__main__":
     assert sum(p.numel() for p in v1.parameters()) == sum(p.numel() for p in v15.parameters())
     with torch.no_grad():
         assert v1(torch.zeros(1, 256, 56, 56, device=DEVICE)).shape == (1, 512, 28, 28)
+        # V1's first 1×1 never reads the odd rows: changing them changes nothing it computes.
+        x = torch.randn(1, 256, 56, 56, device=DEVICE)
+        x_odd_rows_changed = x.clone()
+        x_odd_rows_changed[:, :, 1::2, :] += 1.0
+        assert torch.equal(v1.F[0](x), v1.F[0](x_odd_rows_changed))
+        assert not torch.equal(v15.F[0](x), v15.F[0](x_odd_rows_changed))
 
 # %% [markdown]
 # ## Exercises

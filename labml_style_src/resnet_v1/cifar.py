@@ -23,7 +23,7 @@ from labml_style_src.resnet_v1.resnet import ResNet
 # convolution where a stage begins; the network ends with global average pooling and the fully connected
 # layer. Counting weight layers gives $1 + 6n + 1 = 6n + 2$. The paper uses identity shortcuts in all
 # cases, option A where the channels double, so a CIFAR ResNet has exactly the parameters of its plain
-# counterpart.
+# counterpart ([test](../tests/test_resnet_v1.md#test_shortcut_options_add_exactly_the_projections)).
 #
 # The `block` argument lets the [ablation chapter](../ablation/degradation.md) pass a plain block
 # (no shortcut) and get the plain network of the same shape from the same function.

@@ -33,7 +33,8 @@ from labml_style_src.resnet_v1.shortcuts import get_shortcut
 #
 # The depth in the name counts weight layers: the stem convolution, the fully connected layer and
 # 2 (basic) or 3 (bottleneck) per block. `Arch` checks that, so a layer table that does not fit its
-# block kind cannot be written down.
+# block kind cannot be written down. ResNet-34 and ResNet-50 have the same table, (3, 4, 6, 3): one
+# function builds both, and the block is the only difference.
 
 # %%
 # Layers of weights in one block: two 3×3 (basic) or 1×1, 3×3, 1×1 (bottleneck).
@@ -67,6 +68,12 @@ TABLE_1 = {a.depth: a for a in (
     Arch(152, Bottleneck, (3, 8, 36, 3), 11.3),
 )}
 
+
+# %%
+if __name__ == "__main__":
+    assert TABLE_1[34].layers == TABLE_1[50].layers and TABLE_1[34].block is not TABLE_1[50].block
+    for arch in TABLE_1.values():
+        print(f"ResNet-{arch.depth:<3d} = 2 + {LAYERS_PER_BLOCK[arch.block]} × {sum(arch.layers):2d} blocks {arch.layers}")
 
 # %% [markdown]
 # ## Stems
@@ -133,7 +140,7 @@ class ResNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # He initialisation of the convolutions (the paper's §3.4 cites it); BN starts as the identity.
+        # He initialisation of the convolutions (the paper's §3.4 cites it); BN starts with γ = 1, β = 0.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

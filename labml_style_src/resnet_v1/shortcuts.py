@@ -21,7 +21,7 @@
 
 # %%
 import torch
-import torch.nn.functional as Fn
+import torch.nn.functional as Fn  # not `F`: on this site `F` is the residual branch
 from torch import nn
 
 from labml_style_src.device import DEVICE
@@ -76,7 +76,9 @@ shortcut_B = identity_or_projection
 # %% [markdown]
 # ## Option C: project everywhere
 #
-# Every block gets its own $W_s$, even where the shape is unchanged.
+# Every block gets its own $W_s$, even where the shape is unchanged. `SHORTCUTS` maps the paper's letters
+# to the three functions, and `get_shortcut` is what the [constructor](resnet.md) calls: a letter, or
+# any function with the same signature (later chapters pass their own), and a clear error otherwise.
 
 # %%
 def shortcut_C(c_in: int, c_out: int, stride: int) -> nn.Module:
