@@ -30,6 +30,7 @@ from labml_style_src.resnet_v1.resnet import ResNet
 #
 # The bottleneck of ResNet v1 is 1×1 (reduce) → 3×3 → 1×1 (restore to $4\times$), with BN and ReLU
 # after the convolutions. The pre-activation version puts BN → ReLU before each of the three:
+#
 # $$\mathbf{x}_{l+1} = \mathbf{x}_l + F(\mathbf{x}_l), \quad F = \text{BN-ReLU-conv}_{1\times1}
 # \text{-BN-ReLU-conv}_{3\times3}\text{-BN-ReLU-conv}_{1\times1}.$$
 #

@@ -28,7 +28,9 @@ from labml_style_src.resnet_v1.residual_block import conv3x3, residual_add
 # ## A unit with $f$ = identity
 #
 # Eq. (3) is the unit without anything after the addition:
+#
 # $$\mathbf{x}_{l+1} = \mathbf{x}_l + F(\mathbf{x}_l, \mathcal{W}_l).$$
+#
 # §3 breaks the shortcut with a scalar, $h(\mathbf{x}_l) = \lambda_l \mathbf{x}_l$ (eq. 6), so the
 # unit takes `lam` as data; $\lambda = 1$ is eq. (3). $F$ is the full pre-activation residual function
 # (BN → ReLU → conv → BN → ReLU → conv) that the rest of this chapter uses.
@@ -84,7 +86,9 @@ def sample_input(c: int = 8, seed: int = 1) -> torch.Tensor:
 # ## Eq. (4): $\mathbf{x}_L$ is $\mathbf{x}_l$ plus a sum
 #
 # Unrolling eq. (3) from any unit $l$ to any deeper unit $L$:
+#
 # $$\mathbf{x}_L = \mathbf{x}_l + \sum_{i=l}^{L-1} F(\mathbf{x}_i, \mathcal{W}_i).$$
+#
 # We run the stack, then call each unit's $F$ again on the stored $\mathbf{x}_i$ and add the results
 # to $\mathbf{x}_l$. In a plain network $\mathbf{x}_L$ would be a product of $L - l$ layers applied to
 # $\mathbf{x}_l$ instead.
@@ -105,8 +109,10 @@ if __name__ == "__main__":
 # ## Eq. (5): the gradient has a term that skips every weight
 #
 # With a loss $E$, the chain rule applied to eq. (4) gives
+#
 # $$\frac{\partial E}{\partial \mathbf{x}_l} = \frac{\partial E}{\partial \mathbf{x}_L}
 # \Big(1 + \frac{\partial}{\partial \mathbf{x}_l} \sum_{i=l}^{L-1} F(\mathbf{x}_i, \mathcal{W}_i)\Big).$$
+#
 # The "1" is the *direct* term: $\partial E / \partial \mathbf{x}_L$ arrives at unit $l$ untouched.
 # We check it three ways. `torch.autograd.grad` gives the left side through the network as it ran.
 # The residual term is a separate vector–Jacobian product of $\sum F$ (recomputed from the stored
@@ -166,9 +172,11 @@ if __name__ == "__main__":
 # ## Eq. (8): a scaled shortcut multiplies the direct term by $\lambda^{L-l}$
 #
 # With $h(\mathbf{x}_l) = \lambda \mathbf{x}_l$ the same steps give
+#
 # $$\frac{\partial E}{\partial \mathbf{x}_l} = \frac{\partial E}{\partial \mathbf{x}_L}
 # \Big(\prod_{i=l}^{L-1} \lambda_i + \frac{\partial}{\partial \mathbf{x}_l}
 # \sum_{i=l}^{L-1} \hat F(\mathbf{x}_i, \mathcal{W}_i)\Big),$$
+#
 # where $\hat F_i = \big(\prod_{j=i+1}^{L-1}\lambda_j\big) F_i$ absorbs the scalars (eq. 7).
 #
 # > "For an extremely deep network ($L$ is large), if $\lambda_i > 1$ for all $i$, this factor can be
@@ -210,6 +218,16 @@ if __name__ == "__main__":
             assert full > 1  # the gradient has not vanished: it all went through the weights
 
 # %% [markdown]
+# The first columns of a run, for readers of the web page (the cell asserts them to $10^{-12}$):
+#
+# | $\lambda$ | $\lambda^{54}$ | shortcut only, measured |
+# |---|---|---|
+# | 0.5 | 5.551e-17 | 5.551e-17 |
+# | 0.9 | 3.381e-03 | 3.381e-03 |
+# | 1.0 | 1 | 1 |
+# | 1.1 | 1.719e+02 | 1.719e+02 |
+# | 2.0 | 1.801e+16 | 1.801e+16 |
+#
 # At $\lambda = 0.5$ the shortcut passes on $0.5^{54} \approx 5.6 \times 10^{-17}$ of the gradient: the
 # signal has to find its way through the weights. At $\lambda = 2$ the factor is about
 # $1.8 \times 10^{16}$. Only $\lambda = 1$ leaves the direct term alone for any depth. Note the *full*
