@@ -297,6 +297,8 @@ def test_bad_inputs_raise_clear_errors():
         resnet(50, stride_on="3x1")
     with pytest.raises(ValueError, match=r"stride_on must be one of"):
         Bottleneck(64, 64, stride_on="first")
+    with pytest.raises(ValueError, match=r"width per group int\(16·2/64\) = 0 is empty"):
+        Bottleneck(64, 16, groups=8, base_width=2)
     with pytest.raises(ValueError, match=r"basic blocks.*use depth 50, 101 or 152"):
         resnet(18, groups=32)
     with pytest.raises(ValueError, match=r"one positive block count per stage"):

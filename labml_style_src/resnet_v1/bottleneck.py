@@ -59,6 +59,9 @@ class Bottleneck(nn.Module):
         if stride_on not in STRIDE_ON:
             raise ValueError(f"stride_on must be one of {STRIDE_ON} ('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
         width = int(planes * base_width / 64) * groups
+        if width < groups:  # each of the `groups` paths needs at least one channel
+            raise ValueError(f"bottleneck width per group int({planes}·{base_width}/64) = {width // groups} "
+                             f"is empty; use more planes or a larger base_width")
         c_out = planes * self.expansion
         # The stride goes on exactly one of the first two convolutions.
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
