@@ -29,7 +29,7 @@ test: $(READY) browser  ## every page run three ways, fidelity tests, the strict
 	$(BIN)/python -m pytest
 
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
-	$(BIN)/python scripts/bench_resnet50.py
+	$(BIN)/python scripts/bench_resnet50.py --steps 2 --rounds 4
 
 bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoader loop
 	$(BIN)/python scripts/bench_training.py
