@@ -13,7 +13,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import BasicBlock
-from labml_style_src.resnet_v1.resnet import ResNet
+from labml_style_src.resnet_v1.resnet import ResNet, stage_shapes
 
 # %% [markdown]
 # ## The recipe: 6n + 2
@@ -52,13 +52,11 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     model = cifar_resnet(20).to(DEVICE).eval()
     x = torch.randn(2, 3, 32, 32, device=DEVICE)  # [B, 3, 32, 32]
+    shapes = stage_shapes(model, x)
+    for name, shape in shapes.items():
+        print(f"{name:10s}", shape)
+    assert list(shapes.values())[1:] == [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
     with torch.no_grad():
-        h = model.stem(x)
-        print("stem      ", tuple(h.shape))
-        for name, stage in model.stages.named_children():
-            h = stage(h)
-            print(f"{name:10s}", tuple(h.shape))
-        assert h.shape == (2, 64, 8, 8)
         assert model(x).shape == (2, 10)
     print(model.stages.conv3_x[0].shortcut)  # option A where 16 → 32 channels and 32 → 16 pixels
 

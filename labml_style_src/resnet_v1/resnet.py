@@ -191,16 +191,22 @@ def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3"
 #     [the stem's ReLU](../tests/test_resnet_v1.md#test_stem_has_its_relu).
 
 # %%
+def stage_shapes(model: ResNet, x: torch.Tensor) -> dict:
+    # The shape after the stem and after each stage: `{"stem": (B, C, H, W), "conv2_x": ..., ...}`.
+    with torch.no_grad():
+        shapes = {"stem": tuple((h := model.stem(x)).shape)}
+        for name, stage in model.stages.named_children():
+            shapes[name] = tuple((h := stage(h)).shape)
+    return shapes
+
+
 if __name__ == "__main__":
     model = resnet(18).to(DEVICE).eval()
     x = torch.randn(1, 3, 224, 224, device=DEVICE)
+    for name, shape in stage_shapes(model, x).items():
+        print(f"{name:10s}", shape)
+    assert [s[-1] for s in stage_shapes(model, x).values()] == [56, 56, 28, 14, 7]
     with torch.no_grad():
-        h = model.stem(x)
-        print("stem      ", tuple(h.shape))
-        for name, stage in model.stages.named_children():
-            h = stage(h)
-            print(f"{name:10s}", tuple(h.shape))
-            assert h.shape[-1] == {"conv2_x": 56, "conv3_x": 28, "conv4_x": 14, "conv5_x": 7}[name]
         assert model(x).shape == (1, 1000)
 
 # %% [markdown]
