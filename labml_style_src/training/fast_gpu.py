@@ -6,7 +6,7 @@
 # The [recipe page](recipe.md)'s loop then waits on its data. This page keeps the loop and changes
 # where the work happens:
 #
-# 1. the whole training set lives **on the GPU** as `uint8` (50,000 × 3 × 32 × 32 = 150 MB);
+# 1. the whole training set lives **on the GPU** as `uint8` (50,000 × 3 × 32 × 32 bytes ≈ 154 MB);
 # 2. augmentation runs **on whole batches** there: one gather does the random crop and the flip;
 # 3. **channels_last** memory layout, which GPU convolution kernels prefer;
 # 4. **bf16 autocast**: matrix multiplies in bfloat16, weights and the optimizer in float32;
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.cifar import cifar_resnet
+from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
 from labml_style_src.training.recipe import PAPER, LoaderBatches, fit, paper_transform, to_device, train_step
 
 # %% [markdown]
@@ -148,6 +148,10 @@ if __name__ == "__main__":
                   progress=False, **options)
     print(history[-1])
     assert len(history) == 2 and model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    # bf16 has float32's range (largest value ~3.4e38); float16 overflows above 65504.
+    assert torch.finfo(torch.bfloat16).max > 1e38 > 65504 == torch.finfo(torch.float16).max
+    # The model this path is for: ResNet-20, 0.27 M parameters (Table 6).
+    assert round(sum(p.numel() for p in cifar_resnet(20).parameters()) / 1e6, 2) == TABLE_6[20][0]
 
 # %% [markdown]
 # ## How much faster?
