@@ -19,15 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "assets" / "ablation"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The suite shares 2 cores with other jobs; one thread per test process is faster and just as exact.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # The plain block is the basic block minus the addition: y = relu(F(x)), with the same F.
 def test_plain_block_is_basic_block_without_the_addition():
     torch.manual_seed(0)

@@ -24,15 +24,6 @@ from labml_style_src.training.recipe import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The suite shares 2 cores with other jobs; one thread per test process is faster and just as exact.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_cifar(root, per_batch=10, seed=0):
     """A CIFAR-10 folder with `per_batch` random images in each of the six files; returns the arrays."""
     rng = np.random.default_rng(seed)
