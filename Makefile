@@ -34,7 +34,7 @@ bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interle
 bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoader loop
 	$(BIN)/python scripts/bench_training.py
 
-ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (minutes on 2 cores)
+ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
 
 clean:

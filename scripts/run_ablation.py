@@ -1,6 +1,6 @@
 """The degradation ablation: plain vs residual nets at two depths.
 
-Default (the committed results, about 5 minutes on 2 CPU cores):
+Default (the committed results: about 75 seconds on an idle 2-core CPU):
 
     python scripts/run_ablation.py
 
