@@ -184,7 +184,7 @@ def plot_degradation(rows, path):
             epochs = [r["epoch"] for r in mine]
             line, = ax.plot(epochs, [r["train_err"] for r in mine], "--", label=f"{name} train")
             ax.plot(epochs, [r["test_err"] for r in mine], "-", linewidth=2.2, color=line.get_color(), label=f"{name} test")
-        ax.set_title(f"{kind} nets")
+        ax.set_title({"plain": "plain networks", "ResNet": "residual networks (ResNet)"}[kind])
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("error (%)")
