@@ -3,10 +3,8 @@ host, and a real browser (Debian's chromium through Playwright) looking at it at
 
 import functools
 import http.server
-import json
 import os
 import re
-import shutil
 import threading
 from urllib.parse import urljoin
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, PAGES, ROOT
+from conftest import ARTIFACTS, PAGES
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

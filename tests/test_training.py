@@ -4,7 +4,6 @@ No network anywhere: CIFAR-10 is replaced by folders in the real CIFAR-10 format
 """
 
 import math
-import pickle
 from dataclasses import replace
 
 import numpy as np
