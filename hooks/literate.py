@@ -325,13 +325,15 @@ def test_anchors(path: Path) -> dict[int, str]:
 # Notebooks: a self-contained .ipynb per page
 # ---------------------------------------------------------------------------------------------------------------
 
-def _package_imports(tree: ast.Module) -> list[ast.ImportFrom]:
+def _package_imports(tree: ast.Module, path: Path) -> list[ast.ImportFrom]:
+    """The file's `from labml_style_src... import ...` statements; they must be top-level `from` imports."""
     found = []
     for node in ast.walk(tree):
-        bad = (isinstance(node, ast.Import) and any(a.name.split(".")[0] == PACKAGE for a in node.names))
-        if bad:
-            raise SourceError(Path("?"), node.lineno, f"use 'from {PACKAGE}.<chapter>.<page> import name'")
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == PACKAGE for a in node.names):
+            raise SourceError(path, node.lineno, f"use 'from {PACKAGE}.<chapter>.<page> import name'")
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE:
+            if node not in tree.body:
+                raise SourceError(path, node.lineno, "imports from other pages must be at the top level of the file")
             found.append(node)
     return found
 
@@ -340,15 +342,11 @@ def _module_path(module: str, root: Path = ROOT) -> Path:
     return root.joinpath(*module.split(".")).with_suffix(".py")
 
 
-def _strip(path: Path) -> tuple[str, list[tuple[str, ast.ImportFrom]]]:
+def _strip(path: Path) -> tuple[str, list[ast.ImportFrom]]:
     """The code of a module without its `if __name__ == "__main__":` blocks and package imports, plus those imports."""
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text, str(path))
-    imports = []
-    for node in _package_imports(tree):
-        if node not in tree.body:
-            raise SourceError(path, node.lineno, "imports from other pages must be at the top level of the file")
-        imports.append((node.module, node))
+    imports = _package_imports(tree, path)
     drop: set[int] = set()
     percent = any(MARKER.match(line) for line in text.splitlines())  # helper modules have no cells
     for cell in split_cells(text, path, percent):  # the narrative stays on its own page: only code is inlined
@@ -357,7 +355,7 @@ def _strip(path: Path) -> tuple[str, list[tuple[str, ast.ImportFrom]]]:
     for node in tree.body:
         main = (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
                 and getattr(node.test.left, "id", None) == "__name__")
-        if main or node in [n for _, n in imports]:
+        if main or node in imports:
             drop.update(range(node.lineno, node.end_lineno + 1))
     lines = text.splitlines()
     return "\n".join(l for n, l in enumerate(lines, 1) if n not in drop), imports
@@ -381,15 +379,13 @@ def notebook_text(path: Path, root: Path = ROOT) -> str:
             return
         if module in trail:
             raise SourceError(dep, 1, f"circular import between pages: {' -> '.join(trail + (module,))}")
-        for sub, _ in _strip(dep)[1]:
-            visit(sub, trail + (module,))
+        for sub in _strip(dep)[1]:
+            visit(sub.module, trail + (module,))
         order.append(dep)
 
     tree = ast.parse(text, str(path))
-    page_imports = [n for n in _package_imports(tree)]
+    page_imports = _package_imports(tree, path)
     for node in page_imports:
-        if node not in tree.body:
-            raise SourceError(path, node.lineno, "imports from other pages must be at the top level of the file")
         visit(node.module, ())
 
     lines = text.splitlines()
@@ -401,7 +397,7 @@ def notebook_text(path: Path, root: Path = ROOT) -> str:
     inlined = []
     for dep in order:
         code, imports = _strip(dep)
-        aliases = "\n".join(filter(None, (_aliases(n) for _, n in imports)))
+        aliases = "\n".join(filter(None, (_aliases(n) for n in imports)))
         body = re.sub(r"\n{3,}", "\n\n", "\n".join(l for l in code.splitlines() if not MARKER.match(l))).strip()
         inlined.append(f"# %%\n# Inlined from {_rel(dep)} (its demos left out)\n{body}\n{aliases}".rstrip() + "\n")
 

@@ -183,6 +183,14 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     assert notebook.cells[-1].outputs[0]["text"].strip() == "3.1416"
 
 
+@pytest.mark.parametrize("line", ["import labml_style_src.ch.base", "def f():\n    from labml_style_src.ch.base import area"])
+def test_package_imports_must_be_top_level_from_imports(tmp_path, line):
+    make_package(tmp_path, {"base": BASE}, ["base"])
+    path = write(tmp_path, f"# %% [markdown]\n# # T\n#\n# d\n\n# %%\n{line}\n", "labml_style_src/ch/user.py")
+    with pytest.raises(SourceError, match=r"ch/user\.py:\d+: (use 'from|imports from other pages must be at the top)"):
+        literate.notebook_text(path, root=tmp_path)
+
+
 def test_import_of_a_missing_page_is_an_error(tmp_path):
     make_package(tmp_path, {"user": USER}, ["user"])
     with pytest.raises(SourceError, match=r"imports labml_style_src\.ch\.base"):
