@@ -1,8 +1,12 @@
 """Every page listed in labml_style_src runs three ways: as a program, as a notebook, and as the downloadable,
 self-contained notebook outside the repository. On CPU always; on CUDA when a GPU is present (skipped otherwise)."""
 
+import ast
+import functools
+import re
 import runpy
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -64,6 +68,12 @@ def test_source_round_trips_through_jupytext(page):
     assert body.strip() == text.strip()
 
 
+def page_checkers(path: Path) -> list[str]:
+    """The `check_…` functions a page defines at its top level."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")]
+
+
 # Every page ends with at least three exercises and defines at least one `check_…` function a student can call.
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_page_has_exercises_and_a_checker(page):
@@ -72,4 +82,115 @@ def test_page_has_exercises_and_a_checker(page):
     exercises = text.split("# ## Exercises", 1)[1]
     numbered = [line for line in exercises.splitlines() if line[:5].strip("# ").rstrip(".").isdigit()]
     assert len(numbered) >= 3, f"{page.path}: fewer than 3 exercises"
-    assert "def check_" in text, f"{page.path}: no auto-checked exercise (a check_… function)"
+    assert page_checkers(page.path), f"{page.path}: no auto-checked exercise (a top-level `def check_…`)"
+
+
+# How the tests call the checkers, read from their source with `ast` (nothing is run). A call counts as
+# "right" when it is made in a `test…` function outside any `pytest.raises` block (so the test fails unless
+# the checker accepts the answer), and as "wrong" when it is made inside
+# `with pytest.raises(AssertionError, match=...)` (so the test fails unless the checker rejects the answer
+# with the message the match names). A checker is identified by the module it is imported from.
+def _dotted(node) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def _raises(item: ast.withitem) -> str | None:
+    """'wrong' for `pytest.raises(AssertionError, match=...)`, 'other' for any other `raises`, else None."""
+    call = item.context_expr
+    if not (isinstance(call, ast.Call) and _dotted(call.func) in ("pytest.raises", "raises")):
+        return None
+    assertion = bool(call.args) and _dotted(call.args[0]) == "AssertionError"
+    return "wrong" if assertion and any(k.arg == "match" for k in call.keywords) else "other"
+
+
+def checker_calls(source: str) -> dict[str, set[str]]:
+    """{"labml_style_src.<chapter>.<page>.check_x": {"right", "wrong"}} for one test file's source."""
+    tree = ast.parse(source)
+    names = {}  # local name -> dotted path in the package
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labml_style_src"):
+            names.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+        elif isinstance(node, ast.Import):
+            names.update({a.asname: a.name for a in node.names if a.asname and a.name.startswith("labml_style_src")})
+    found: dict[str, set[str]] = {}
+
+    def visit(node, context: str) -> None:
+        if isinstance(node, ast.With):
+            kinds = [k for k in map(_raises, node.items) if k]
+            for item in node.items:
+                visit(item, context)
+            inner = (kinds[0] if kinds else context) if context == "right" else context
+            for child in node.body:
+                visit(child, inner)
+            return
+        if isinstance(node, ast.Call):
+            head, _, rest = _dotted(node.func).partition(".")
+            target = names.get(head, "") + (f".{rest}" if rest else "")
+            if target.rpartition(".")[2].startswith("check_") and context in ("right", "wrong"):
+                found.setdefault(target, set()).add(context)
+        for child in ast.iter_child_nodes(node):
+            visit(child, context)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            for statement in node.body:
+                visit(statement, "right")
+    return found
+
+
+@functools.cache
+def all_checker_calls() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for target, kinds in checker_calls(path.read_text(encoding="utf-8")).items():
+            found.setdefault(target, set()).update(kinds)
+    return found
+
+
+# Every `check_…` function of every page is exercised by a test: once with a right answer (it must pass) and
+# once with a wrong answer inside `with pytest.raises(AssertionError, match=...)` (it must fail, with a hint).
+# A checker that accepts everything, or that nobody calls, fails here.
+@pytest.mark.parametrize("page", PAGES, ids=IDS)
+def test_every_checker_is_tested_right_and_wrong(page):
+    module = f"labml_style_src.{page.chapter}.{page.name}"
+    calls = all_checker_calls()
+    missing = [f"{name} ({kind} answer)" for name in page_checkers(page.path)
+               for kind in ("right", "wrong") if kind not in calls.get(f"{module}.{name}", set())]
+    assert not missing, (
+        f"{page.path.relative_to(ROOT)}: not exercised by any test: {', '.join(missing)}. In a `test_…` "
+        f"function (e.g. in tests/test_{page.chapter}.py), import the checker from {module}, call it with a "
+        f"right answer, and call it with a wrong one inside `with pytest.raises(AssertionError, match=...)`.")
+
+
+# The scan itself can fail: it tells a right call from a wrong one, and a `raises` without `match=` or a
+# call outside a test function does not count.
+def test_checker_scan_tells_right_from_wrong():
+    source = (
+        "import pytest\n"
+        "from labml_style_src.a.b import check_x, check_y as y\n"
+        "from labml_style_src.a import c\n"
+        "def helper():\n"
+        "    check_x(0)\n"
+        "def test_x():\n"
+        "    check_x(1)\n"
+        "    with pytest.raises(AssertionError, match='hint'):\n"
+        "        check_x(2)\n"
+        "    with pytest.raises(AssertionError):\n"
+        "        y(2)\n"
+        "    c.check_z(1)\n")
+    assert checker_calls(source) == {"labml_style_src.a.b.check_x": {"right", "wrong"},
+                                     "labml_style_src.a.c.check_z": {"right"}}
+
+
+# docs/instructors.md tells instructors where a page, its notebook view and its notebook file are served: the
+# addresses it states are those the renderer gives a page (MkDocs serves `x.md` and the notebook view `x.py` at `x/`).
+def test_instructors_page_gives_real_addresses():
+    text = (ROOT / "docs" / "instructors.md").read_text(encoding="utf-8")
+    page = literate.Page("<chapter>", "<page>", Path("."), "", "")
+    served = {page.uri.removesuffix(".md") + "/", page.notebook_uri.removesuffix(".py") + "/", page.ipynb_uri}
+    stated = set(re.findall(r"`([^`\s]*<chapter>/<page>[^`\s]*)`", text)) - {f"{page.notebook_uri}"}
+    assert stated == served, f"docs/instructors.md states {sorted(stated)}; pages are served at {sorted(served)}"
