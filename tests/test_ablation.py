@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 
 from labml_style_src.ablation.degradation import (
     BUILDERS, PlainBlock, check_paths, digits_16, digits_setup, plain_cifar, results_table, run_degradation,
@@ -45,11 +45,11 @@ def test_plain_and_residual_nets_have_the_same_parameters(depth):
 # With option B the plain net would carry projection weights that never receive a gradient.
 def test_option_b_plain_net_has_unused_parameters():
     plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    F.cross_entropy(plain_b(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_b(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
     unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
     assert len(unused) == 6 and all(".shortcut." in name for name in unused)  # 2 stage changes × (conv, BN γ, β)
     plain_a = plain_cifar(20)
-    F.cross_entropy(plain_a(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_a(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
     assert all(p.grad is not None for p in plain_a.parameters())
 
 

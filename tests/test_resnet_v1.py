@@ -133,7 +133,7 @@ def test_shortcut_options_add_exactly_the_projections(name):
     else:
         depth = int(name[6:])
         build = lambda o: resnet(depth, shortcut=o)  # noqa: E731
-        c_stem, widths, layers, expansion = 64, (64, 128, 256, 512), TABLE_1[depth].layers, TABLE_1[depth].block.expansion
+        c_stem, widths, layers, expansion = 64, (64, 128, 256, 512), TABLE_1[depth].blocks_per_stage, TABLE_1[depth].block.expansion
     models = {o: on_meta(lambda: build(o)) for o in "ABC"}
     # A: no shortcut has a parameter.
     for block_list in models["A"].stages:
@@ -251,7 +251,7 @@ def test_stem_has_its_relu(build, size, kinds):
     assert (h >= 0).all() and (h == 0).any()
 
 
-# The bottleneck: 1×1 reduce → 3×3 → 1×1 expand, expansion 4; inner width int(planes·base_width/64)·groups.
+# The bottleneck: 1×1 reduce → 3×3 → 1×1 expand, expansion 4; inner width int(width·base_width/64)·groups.
 def test_bottleneck_widths_and_groups():
     block = Bottleneck(256, 64)
     assert [m.out_channels for m in block.F if isinstance(m, nn.Conv2d)] == [64, 64, 256]

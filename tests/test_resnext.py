@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as nnf
 from torch.utils.flop_counter import FlopCounterMode
 
 from labml_style_src.resnet_v1.bottleneck import Bottleneck
@@ -18,7 +19,7 @@ from labml_style_src.resnext.add_pitfall import (
 from labml_style_src.resnext.aggregated import (
     TABLE_2, AggregatedBlock, SplitTransformMerge, block_cost, check_bottleneck_width, conv_weights, measured_macs)
 from labml_style_src.resnext.resnext_nets import (
-    CIFAR_PLANES, IMAGENET_PLANES, Template, bn_params, check_resnext29_widths, count_params, meta_model,
+    CIFAR_WIDTHS, IMAGENET_WIDTHS, Template, bn_params, check_resnext29_widths, count_params, meta_model,
     randomize_bn_stats, resnext, resnext29)
 from labml_style_src.resnext.three_forms import (
     EarlyConcat, GroupedConv, check_group_slice, to_early_concat, to_grouped)
@@ -262,7 +263,7 @@ def test_silent_broadcast_trains_and_guard_refuses():
     losses = []
     for _ in range(20):
         idx = torch.randint(0, len(x), (32,))
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(), loss.backward(), opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) < sum(losses[:5])
@@ -285,7 +286,7 @@ def test_check_add_shapes():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"width 100 cannot be split into C=32 equal groups \(100 = 32·3 \+ 4\)"):
         Template.from_width(100, 32)
-    with pytest.raises(ValueError, match=r"8x2d does not fit a stage with 16 planes: .* 2·16/64 = 0.5"):
+    with pytest.raises(ValueError, match=r"8x2d does not fit a stage of width 16: .* 2·16/64 = 0.5"):
         Template(8, 2).group_widths((16, 32, 64))
     with pytest.raises(ValueError, match="cardinality C must be a positive integer, got 0"):
         Template(0, 4)
@@ -298,5 +299,5 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"\(1, 64, 4, 4\) and shortcut \(1, 128, 4, 4\)"):
         residual_add(torch.zeros(1, 64, 4, 4), torch.zeros(1, 128, 4, 4))
     # Templates used on the pages fit their stages.
-    assert Template(32, 4).group_widths(IMAGENET_PLANES) == [4, 8, 16, 32]
-    assert Template(8, 64).group_widths(CIFAR_PLANES) == [64, 128, 256]
+    assert Template(32, 4).group_widths(IMAGENET_WIDTHS) == [4, 8, 16, 32]
+    assert Template(8, 64).group_widths(CIFAR_WIDTHS) == [64, 128, 256]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as nnf
 from torch.utils.data import TensorDataset
 
 from labml_style_src.device import DEVICE
@@ -93,7 +93,7 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    F.cross_entropy(plain_b(x), torch.tensor([0, 1, 2, 3])).backward()
+    nnf.cross_entropy(plain_b(x), torch.tensor([0, 1, 2, 3])).backward()
     unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
     print(f"plain-20 with option B: {n_params(plain_b) - n_params(plain)} extra parameters, "
           f"{len(unused)} tensors never get a gradient, e.g. {unused[0]}")
@@ -113,7 +113,7 @@ def digits_16(n_test: int = 297, seed: int = 0):
 
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32)[:, None]  # [1797, 1, 8, 8], values 0..16
-    x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    x = nnf.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
     y = torch.tensor(digits.target)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     test, train = order[:n_test], order[n_test:]

@@ -10,6 +10,7 @@
 # %%
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import BasicBlock
@@ -117,7 +118,7 @@ if __name__ == "__main__":
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     losses = []
     for step in range(8):
-        loss = nn.functional.cross_entropy(model(images), labels)
+        loss = nnf.cross_entropy(model(images), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()

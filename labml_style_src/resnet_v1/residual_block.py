@@ -48,9 +48,11 @@ def residual_add(fx: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
 # mean right after, which would cancel any bias, and BN's own shift $\beta$ plays its part.
 
 # %%
-def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     # 3×3 with padding 1: the map keeps its size at stride 1 and halves at stride 2.
-    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+    # `groups > 1` splits the channels into independent groups (ResNeXt, later).
+    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1,
+                     groups=groups, bias=False)
 
 
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
