@@ -13,7 +13,7 @@ from labml_style_src.ablation.degradation import (
     BUILDERS, PlainBlock, check_paths, digits_16, digits_setup, plain_cifar, results_table, run_degradation,
 )
 from labml_style_src.resnet_v1.cifar import cifar_resnet
-from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "assets" / "ablation"
@@ -39,7 +39,7 @@ def test_plain_and_residual_nets_have_the_same_parameters(depth):
     assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in residual.state_dict().items()}
     blocks = [m for m in plain.modules() if isinstance(m, PlainBlock)]
     assert len(blocks) == (depth - 2) // 2
-    assert all(sum(p.numel() for p in b.shortcut.parameters()) == 0 for b in blocks)
+    assert all(n_params(b.shortcut) == 0 for b in blocks)
 
 
 # With option B the plain net would carry projection weights that never receive a gradient.

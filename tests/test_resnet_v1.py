@@ -11,16 +11,12 @@ from torch import nn
 
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_bottleneck_macs, count_macs
 from labml_style_src.resnet_v1.cifar import cifar_resnet, check_cifar_params
-from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params
+from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params, n_params
 from labml_style_src.resnet_v1.resnet import TABLE_1, Arch, ResNet, check_resnet34_C_minus_B, from_torchvision, resnet
 from labml_style_src.resnet_v1.shortcuts import SHORTCUTS, ZeroPadShortcut, check_extra_params_C, shortcut_A
 
 DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def on_meta(build):

@@ -18,6 +18,7 @@ from labml_style_src.resnet_v1.residual_block import (
     conv1x1,
     conv3x3,
     identity_or_projection,
+    n_params,
     residual_add,
 )
 
@@ -156,7 +157,7 @@ if __name__ == "__main__":
     macs = {}
     for name, (block, c, per_pixel) in rows.items():
         macs[name] = count_macs(block.to(DEVICE).eval(), (1, c, 56, 56))
-        params = sum(p.numel() for p in block.parameters())
+        params = n_params(block)
         print(f"{name:18s} MACs {macs[name] / 1e6:8.1f} M   params {params:9,d}")
         assert macs[name] == per_pixel * pixels
     ratio = macs["basic 256-d"] / macs["bottleneck 256-d"]
@@ -190,7 +191,7 @@ if __name__ == "__main__":
     # The difference is exactly the first 1×1 (256 → 128) on 56² instead of 28² pixels.
     extra = (56 * 56 - 28 * 28) * 256 * 128
     assert m15 - m1 == extra
-    assert sum(p.numel() for p in v1.parameters()) == sum(p.numel() for p in v15.parameters())
+    assert n_params(v1) == n_params(v15)
     with torch.no_grad():
         assert v1(torch.zeros(1, 256, 56, 56, device=DEVICE)).shape == (1, 512, 28, 28)
         # V1's first 1×1 never reads the odd rows: changing them changes nothing it computes.

@@ -17,7 +17,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.bottleneck import STRIDE_ON, Bottleneck, count_macs
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3
+from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3, n_params
 from labml_style_src.resnet_v1.shortcuts import get_shortcut
 
 
@@ -235,9 +235,6 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    def n_params(m):
-        return sum(p.numel() for p in m.parameters())
-
     with torch.device("meta"):
         for depth, arch in TABLE_1.items():
             ours, theirs = n_params(resnet(depth)), n_params(getattr(torchvision.models, f"resnet{depth}")())
@@ -342,8 +339,7 @@ if __name__ == "__main__":
 def check_resnet34_C_minus_B(answer: int) -> None:
     # Compares your number with the two real networks (built on the meta device: no memory used).
     with torch.device("meta"):
-        truth = sum(p.numel() for p in resnet(34, shortcut="C").parameters()) - sum(
-            p.numel() for p in resnet(34, shortcut="B").parameters())
+        truth = n_params(resnet(34, shortcut="C")) - n_params(resnet(34, shortcut="B"))
     if answer != truth:
         hint = "too many: the blocks that already project under B get nothing new" if answer > truth else "too few"
         raise AssertionError(f"{answer:,d} is {hint}; count the identity shortcuts of B, stage by stage")

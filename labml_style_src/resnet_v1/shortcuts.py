@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as nnf  # not `F`: on this site `F` is the residual branch
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection
+from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection, n_params
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
@@ -107,10 +107,6 @@ def get_shortcut(option):
 # every block.
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 if __name__ == "__main__":
     print("option  16→32 /2   32→32")
     for name, make in SHORTCUTS.items():

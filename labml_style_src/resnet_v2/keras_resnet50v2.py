@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import residual_add
+from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 
 
@@ -154,7 +154,7 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
 
 # %%
 def keras_counts(model: nn.Module) -> dict:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = n_params(model)  # every parameter trains; BN's statistics are buffers
     moving = sum(m.running_mean.numel() + m.running_var.numel()
                  for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     return {"trainable": trainable, "non-trainable": moving, "total": trainable + moving}
@@ -237,8 +237,8 @@ def breakdown(model: nn.Module) -> dict:
     return {
         "conv weights": sum(m.weight.numel() for m in convs),
         "conv biases": sum(m.bias.numel() for m in convs if m.bias is not None),
-        "BN γ, β": sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()),
-        "fc": sum(p.numel() for p in model.fc.parameters()),
+        "BN γ, β": n_params(model, nn.BatchNorm2d),
+        "fc": n_params(model.fc),
     }
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.bottleneck import Bottleneck
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
 from labml_style_src.resnet_v1.resnet import ResNet
 
 
@@ -141,15 +141,10 @@ if __name__ == "__main__":
 # constructor (option B projections with BN).
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def param_breakdown(net: nn.Module) -> dict:
-    # Convolution weights, BN scale/shift, and the classifier.
-    conv = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d))
-    bn = sum(n_params(m) for m in net.modules() if isinstance(m, nn.BatchNorm2d))
-    return {"total": n_params(net), "conv": conv, "BN": bn, "fc": n_params(net.fc)}
+    # Convolution weights (no conv here has a bias), BN scale/shift, and the classifier.
+    return {"total": n_params(net), "conv": n_params(net, nn.Conv2d),
+            "BN": n_params(net, nn.BatchNorm2d), "fc": n_params(net.fc)}
 
 
 if __name__ == "__main__":

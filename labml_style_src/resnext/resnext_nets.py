@@ -15,6 +15,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
+from labml_style_src.resnet_v1.residual_block import n_params
 from labml_style_src.resnet_v1.resnet import ResNet, from_torchvision, resnet
 from labml_style_src.resnext.aggregated import SplitTransformMerge
 from labml_style_src.resnext.three_forms import to_grouped
@@ -112,10 +113,6 @@ def resnext(name: str, num_classes: int = 1000) -> ResNet:
 # (32×4d) (facts from the paper, not measured here).
 
 # %%
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def meta_model(build, *args, **kwargs) -> nn.Module:
     # Build on the `meta` device: shapes only, no memory, instant.
     with torch.device("meta"):
@@ -126,7 +123,7 @@ if __name__ == "__main__":
     counts = {}
     for name in IMAGENET_VARIANTS:
         model = meta_model(resnext, name)
-        counts[name] = (count_params(model), count_macs(model, (1, 3, 224, 224)))
+        counts[name] = (n_params(model), count_macs(model, (1, 3, 224, 224)))
         print(f"{name:18s} {counts[name][0]:>12,} params {counts[name][1] / 1e9:6.2f} GMACs at 224²")
     assert counts["resnext50_32x4d"][0] == 25_028_904 and counts["wide_resnet50_2"][0] == 68_883_240
     assert counts["resnext101_32x8d"][0] == 88_791_336
@@ -223,19 +220,15 @@ def resnext29(C: int = 8, d: int = 64, num_classes: int = 10) -> ResNet:
                   num_classes=num_classes, **t.block_kwargs(CIFAR_WIDTHS))
 
 
-def bn_params(model: nn.Module) -> int:
-    return sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
-
-
 if __name__ == "__main__":
     for C, paper in ((8, 34.4), (16, 68.1)):
         model = meta_model(resnext29, C, 64)
-        n, n_bn = count_params(model), bn_params(model)
+        n, n_bn = n_params(model), n_params(model, nn.BatchNorm2d)
         print(f"ResNeXt-29 {C}×64d: {n:,} params ({n / 1e6:.2f}M), {(n - n_bn) / 1e6:.2f}M without BN; "
               f"paper {paper}M; {count_macs(model, (1, 3, 32, 32)) / 1e9:.1f} GMACs")
         # The paper's figure is the count without BN's γ and β, rounded.
         assert round((n - n_bn) / 1e6, 1) == paper
-    assert round(count_params(meta_model(resnext29, 8, 64)) / 1e6, 1) == 34.4
+    assert round(n_params(meta_model(resnext29, 8, 64)) / 1e6, 1) == 34.4
 
 # %% [markdown]
 # 8×64d rounds to 34.4M with or without BN parameters. For 16×64d the full count is 68.16M, which

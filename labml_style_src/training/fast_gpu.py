@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
+from labml_style_src.resnet_v1.residual_block import n_params
 from labml_style_src.training.recipe import PAPER, LoaderBatches, fit, paper_transform, to_device, train_step
 
 # %% [markdown]
@@ -151,7 +152,7 @@ if __name__ == "__main__":
     # bf16 has float32's range (largest value ~3.4e38); float16 overflows above 65504.
     assert torch.finfo(torch.bfloat16).max > 1e38 > 65504 == torch.finfo(torch.float16).max
     # The model this path is for: ResNet-20, 0.27 M parameters (Table 6).
-    assert round(sum(p.numel() for p in cifar_resnet(20).parameters()) / 1e6, 2) == TABLE_6[20][0]
+    assert round(n_params(cifar_resnet(20)) / 1e6, 2) == TABLE_6[20][0]
 
 # %% [markdown]
 # ## How much faster?
