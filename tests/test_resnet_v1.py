@@ -11,16 +11,12 @@ from torch import nn
 
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_bottleneck_macs, count_macs
 from labml_style_src.resnet_v1.cifar import cifar_resnet, check_cifar_params
-from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params
+from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params, n_params
 from labml_style_src.resnet_v1.resnet import TABLE_1, Arch, ResNet, check_resnet34_C_minus_B, from_torchvision, resnet
 from labml_style_src.resnet_v1.shortcuts import SHORTCUTS, ZeroPadShortcut, check_extra_params_C, shortcut_A
 
 DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def on_meta(build):
@@ -133,7 +129,7 @@ def test_shortcut_options_add_exactly_the_projections(name):
     else:
         depth = int(name[6:])
         build = lambda o: resnet(depth, shortcut=o)  # noqa: E731
-        c_stem, widths, layers, expansion = 64, (64, 128, 256, 512), TABLE_1[depth].layers, TABLE_1[depth].block.expansion
+        c_stem, widths, layers, expansion = 64, (64, 128, 256, 512), TABLE_1[depth].blocks_per_stage, TABLE_1[depth].block.expansion
     models = {o: on_meta(lambda: build(o)) for o in "ABC"}
     # A: no shortcut has a parameter.
     for block_list in models["A"].stages:
@@ -251,7 +247,7 @@ def test_stem_has_its_relu(build, size, kinds):
     assert (h >= 0).all() and (h == 0).any()
 
 
-# The bottleneck: 1×1 reduce → 3×3 → 1×1 expand, expansion 4; inner width int(planes·base_width/64)·groups.
+# The bottleneck: 1×1 reduce → 3×3 → 1×1 expand, expansion 4; inner width int(width·base_width/64)·groups.
 def test_bottleneck_widths_and_groups():
     block = Bottleneck(256, 64)
     assert [m.out_channels for m in block.F if isinstance(m, nn.Conv2d)] == [64, 64, 256]

@@ -8,36 +8,61 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.nn import functional as nnf
 
 from labml_style_src.paper_tables import (
-    RESNEXT_TABLE1, RESNEXT_TABLE2_BLOCK_GFLOPS, RESNEXT_TABLE2_BLOCK_PARAMS, RESNEXT_TABLE2_WIDTH,
-    RESNEXT_TABLE3_TOP1, RESNEXT_TABLE7_CIFAR)
+    RESNEXT_TABLE1,
+    RESNEXT_TABLE2_BLOCK_GFLOPS,
+    RESNEXT_TABLE2_BLOCK_PARAMS,
+    RESNEXT_TABLE2_WIDTH,
+    RESNEXT_TABLE3_TOP1,
+    RESNEXT_TABLE7_CIFAR,
+)
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
-from labml_style_src.resnet_v1.residual_block import residual_add
+from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, from_torchvision, resnet
 from labml_style_src.resnext.add_pitfall import (
-    PAIRS, TORCH_MESSAGE, TutorialBlock, buggy_model, check_add_shapes, tiny_task, trace_adds,
-    tutorial_stack)
+    PAIRS,
+    TORCH_MESSAGE,
+    TutorialBlock,
+    buggy_model,
+    check_add_shapes,
+    tiny_task,
+    trace_adds,
+    tutorial_stack,
+)
 from labml_style_src.resnext.aggregated import (
-    AggregatedBlock, SplitTransformMerge, block_cost, check_bottleneck_width, conv_weights,
-    measured_macs)
+    AggregatedBlock,
+    SplitTransformMerge,
+    block_cost,
+    check_bottleneck_width,
+)
 from labml_style_src.resnext.paper_numbers import (
-    block_costs, block_group, check_downsampling_block_macs, ten_crop_probs)
+    block_costs,
+    block_group,
+    check_downsampling_block_macs,
+    ten_crop_probs,
+)
 from labml_style_src.resnext.resnext_nets import (
-    CIFAR_PLANES, IMAGENET_PLANES, Template, bn_params, check_stage_weights, count_params,
-    meta_model, randomize_bn_stats, resnext, resnext29)
+    CIFAR_WIDTHS,
+    IMAGENET_WIDTHS,
+    Template,
+    check_stage_weights,
+    meta_model,
+    randomize_bn_stats,
+    resnext,
+    resnext29,
+)
 from labml_style_src.resnext.three_forms import (
-    EarlyConcat, GroupedConv, check_from_grouped, to_early_concat, to_grouped)
+    EarlyConcat,
+    GroupedConv,
+    check_from_grouped,
+    to_early_concat,
+    to_grouped,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-def tv_macs(model: nn.Module, size: int) -> int:
-    # Multiply-adds of one image, counted on the meta device (2 FLOPs per MAC).
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, size, size, device="meta"))
-    return counter.get_total_flops() // 2
+AT_224 = (1, 3, 224, 224)  # one ImageNet-sized image, for counting multiply-adds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,14 +78,14 @@ def test_table2_costs():
     for C, d in RESNEXT_TABLE2_WIDTH.items():
         block = AggregatedBlock(256, C, d).eval()
         params, macs = block_cost(256, C, d)
-        assert conv_weights(block) == params == C * (256 * d + 9 * d * d + d * 256)
-        assert measured_macs(block, x) == block_cost(256, C, d, hw=14)[1] == macs // 16
+        assert n_params(block, nn.Conv2d) == params == C * (256 * d + 9 * d * d + d * 256)
+        assert count_macs(block, tuple(x.shape)) == block_cost(256, C, d, hw=14)[1] == macs // 16
         assert abs(params / RESNEXT_TABLE2_BLOCK_PARAMS - 1) < 0.03
         assert round(macs / 1e9, 2) == RESNEXT_TABLE2_BLOCK_GFLOPS
         nearest = min(range(1, 257), key=lambda w: abs(block_cost(256, C, w)[0] - target))
         assert d == nearest
     # C = 1, d = 64 is exactly ResNet-50's conv2 bottleneck.
-    assert target == conv_weights(Bottleneck(256, 64))
+    assert target == n_params(Bottleneck(256, 64), nn.Conv2d)
 
 
 # Template rule: halving the map and doubling the widths keeps a block's MACs constant.
@@ -192,13 +217,13 @@ def test_resnext50_matches_torchvision(name, params, gmacs):
     torch.manual_seed(0)
     theirs = randomize_bn_stats(getattr(torchvision.models, name)(weights=None)).eval()
     ours = resnext(name).eval()
-    assert count_params(ours) == count_params(theirs) == params
+    assert n_params(ours) == n_params(theirs) == params
     ours.load_state_dict(from_torchvision(theirs.state_dict()))  # strict
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=0)
-    m_ours = tv_macs(meta_model(resnext, name), 224)
-    m_theirs = tv_macs(meta_model(getattr(torchvision.models, name)), 224)
+    m_ours = count_macs(meta_model(resnext, name), AT_224)
+    m_theirs = count_macs(meta_model(getattr(torchvision.models, name)), AT_224)
     assert m_ours == m_theirs and round(m_ours / 1e9, 1) == gmacs
 
 
@@ -215,7 +240,7 @@ def test_resnext50_matches_torchvision_cuda():
 
 
 def test_resnext101_params_match_torchvision():
-    assert count_params(meta_model(resnext, "resnext101_32x8d")) == count_params(
+    assert n_params(meta_model(resnext, "resnext101_32x8d")) == n_params(
         meta_model(torchvision.models.resnext101_32x8d)) == 88_791_336
 
 
@@ -225,12 +250,12 @@ def test_resnext101_params_match_torchvision():
 def test_table1_counts_leave_bn_out():
     for name, paper in RESNEXT_TABLE1.items():
         model = meta_model(resnext, name)
-        n, n_bn = count_params(model), bn_params(model)
+        n, n_bn = n_params(model), n_params(model, nn.BatchNorm2d)
         assert round((n - n_bn) / 1e6, 1) == paper["params_m"]
-        assert round(tv_macs(model, 224) / 1e9, 1) == paper["gflops"]
+        assert round(count_macs(model, AT_224) / 1e9, 1) == paper["gflops"]
         theirs = meta_model(getattr(torchvision.models, name))
-        assert round(tv_macs(theirs, 224) / 1e9, 1) == paper["gflops"]
-    assert round(count_params(meta_model(resnext, "resnet50")) / 1e6, 1) == 25.6
+        assert round(count_macs(theirs, AT_224) / 1e9, 1) == paper["gflops"]
+    assert round(n_params(meta_model(resnext, "resnet50")) / 1e6, 1) == 25.6
 
 
 # Footnote 5: the blocks where the map halves (first block of conv3_x..conv5_x) account for more
@@ -244,7 +269,7 @@ def test_footnote5_map_halving_blocks():
         g[0] += b[key][0] - a[key][0]
         g[1] += b[key][1] - a[key][1]
     total = [sum(g[i] for g in groups.values()) for i in (0, 1)]
-    whole = [tv_macs(meta_model(resnext, n), 224) for n in ("resnet50", "resnext50_32x4d")]
+    whole = [count_macs(meta_model(resnext, n), AT_224) for n in ("resnet50", "resnext50_32x4d")]
     assert total[0] == whole[1] - whole[0]  # the stem and the fc layer are the same in both
     assert groups["map halves"][0] > total[0] > 0 and groups["map halves"][1] < total[1] < 0
     assert groups["other blocks"][0] > 0  # the twelve other blocks cost a little more
@@ -254,10 +279,10 @@ def test_footnote5_map_halving_blocks():
 # ResNeXt's (stride on the 3×3, the layout torchvision uses); both layouts have the same weights.
 def test_resnet50_flops_in_both_papers():
     v1, v15 = (meta_model(resnet, 50, stride_on=s) for s in ("1x1", "3x3"))
-    assert abs(tv_macs(v1, 224) / 1e9 / TABLE_1[50].gmacs - 1) < 0.02
-    assert round(tv_macs(v15, 224) / 1e9, 1) == RESNEXT_TABLE1["resnet50"]["gflops"]
-    assert tv_macs(v15, 224) == tv_macs(meta_model(torchvision.models.resnet50), 224)
-    assert count_params(v1) == count_params(v15)
+    assert abs(count_macs(v1, AT_224) / 1e9 / TABLE_1[50].gmacs - 1) < 0.02
+    assert round(count_macs(v15, AT_224) / 1e9, 1) == RESNEXT_TABLE1["resnet50"]["gflops"]
+    assert count_macs(v15, AT_224) == count_macs(meta_model(torchvision.models.resnet50), AT_224)
+    assert n_params(v1) == n_params(v15)
 
 
 # 10-crop testing: four corner crops and the centre crop, then the mirror image of each; the
@@ -308,10 +333,10 @@ def test_bottleneck_is_aggregated_transformation():
 def test_resnext29():
     for (C, d), paper in RESNEXT_TABLE7_CIFAR.items():
         m = meta_model(resnext29, C, d)
-        assert round((count_params(m) - bn_params(m)) / 1e6, 1) == paper["params_m"]
+        assert round((n_params(m) - n_params(m, nn.BatchNorm2d)) / 1e6, 1) == paper["params_m"]
         assert [s[0].F[3].groups for s in m.stages] == [C, C, C]
     m8, m16 = meta_model(resnext29, 8, 64), meta_model(resnext29, 16, 64)
-    assert round(count_params(m8) / 1e6, 1) == 34.4 and round(count_params(m16) / 1e6, 2) == 68.16
+    assert round(n_params(m8) / 1e6, 1) == 34.4 and round(n_params(m16) / 1e6, 2) == 68.16
     assert RESNEXT_TABLE7_CIFAR[16, 64]["cifar10"] == 3.58 < RESNEXT_TABLE7_CIFAR[8, 64]["cifar10"]
     small = resnext29(C=2, d=8).eval()
     with torch.no_grad():
@@ -335,13 +360,11 @@ def test_resnext29_layout():
 def test_check_stage_weights():
     def stage_weights(C, d):
         out, c_in = {}, 64
-        for name, p in zip(("conv2_x", "conv3_x", "conv4_x"), CIFAR_PLANES):
+        for name, p in zip(("conv2_x", "conv3_x", "conv4_x"), CIFAR_WIDTHS):
             w, c_out = C * (d * p // 64), 4 * p
-
-            def block(c):
-                return c * w + 9 * w * (w // C) + w * c_out
-
-            out[name] = block(c_in) + c_in * c_out + 2 * block(c_out)
+            # 1×1 in, grouped 3×3, 1×1 out: the first block reads c_in, the other two c_out.
+            first, later = (c * w + 9 * w * (w // C) + w * c_out for c in (c_in, c_out))
+            out[name] = first + c_in * c_out + 2 * later  # + the first block's projection
             c_in = c_out
         return out
 
@@ -354,8 +377,8 @@ def test_check_stage_weights():
 
 
 def test_check_downsampling_block_macs():
-    def reference(c_in, planes, C, d, h):
-        w, c_out, h2 = C * (d * planes // 64), 4 * planes, (h + 1) // 2
+    def reference(c_in, width, C, d, h):
+        w, c_out, h2 = C * (d * width // 64), 4 * width, (h + 1) // 2
         return c_in * w * h * h + (9 * w * (w // C) + w * c_out + c_in * c_out) * h2 * h2
 
     check_downsampling_block_macs(reference)
@@ -405,7 +428,7 @@ def test_silent_broadcast_trains_and_guard_refuses():
     losses = []
     for _ in range(20):
         idx = torch.randint(0, len(x), (32,))
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(), loss.backward(), opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) < sum(losses[:5])
@@ -431,7 +454,7 @@ def test_check_add_shapes():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"width 100 cannot be split into C=32 equal groups \(100 = 32·3 \+ 4\)"):
         Template.from_width(100, 32)
-    with pytest.raises(ValueError, match=r"8x2d does not fit a stage with 16 planes: .* 2·16/64 = 0.5"):
+    with pytest.raises(ValueError, match=r"8x2d does not fit a stage of width 16: .* 2·16/64 = 0.5"):
         Template(8, 2).group_widths((16, 32, 64))
     with pytest.raises(ValueError, match="cardinality C must be a positive integer, got 0"):
         Template(0, 4)
@@ -444,5 +467,5 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"\(1, 64, 4, 4\) and shortcut \(1, 128, 4, 4\)"):
         residual_add(torch.zeros(1, 64, 4, 4), torch.zeros(1, 128, 4, 4))
     # Templates used on the pages fit their stages.
-    assert Template(32, 4).group_widths(IMAGENET_PLANES) == [4, 8, 16, 32]
-    assert Template(8, 64).group_widths(CIFAR_PLANES) == [64, 128, 256]
+    assert Template(32, 4).group_widths(IMAGENET_WIDTHS) == [4, 8, 16, 32]
+    assert Template(8, 64).group_widths(CIFAR_WIDTHS) == [64, 128, 256]

@@ -10,9 +10,10 @@
 # %%
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 from labml_style_src.resnet_v1.resnet import ResNet, stage_shapes
 
 # %% [markdown]
@@ -80,7 +81,7 @@ if __name__ == "__main__":
     print("depth   params      paper   error (%)")
     for depth, (paper_m, err) in TABLE_6.items():
         with torch.device("meta"):
-            n = sum(p.numel() for p in cifar_resnet(depth).parameters())
+            n = n_params(cifar_resnet(depth))
         digits = 1 if paper_m >= 1 else 2  # the paper gives 2 decimals below 1M, 1 above
         print(f"{depth:5d} {n:10,d}  {paper_m:6.2f}M   {err if err else '—'}")
         assert round(n / 1e6, digits) == paper_m
@@ -95,9 +96,6 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    def n_params(m):
-        return sum(p.numel() for p in m.parameters())
-
     counts = {o: n_params(cifar_resnet(20, shortcut=o)) for o in "ABC"}
     print("ResNet-20 params by shortcut option:", counts)
     projections = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
@@ -117,7 +115,7 @@ if __name__ == "__main__":
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     losses = []
     for step in range(8):
-        loss = nn.functional.cross_entropy(model(images), labels)
+        loss = nnf.cross_entropy(model(images), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -143,7 +141,7 @@ def check_cifar_params(formula) -> None:
     # Compares `formula(n)` with real networks of depth 6n + 2.
     for n in (1, 3, 9, 18):
         with torch.device("meta"):
-            truth = sum(p.numel() for p in cifar_resnet(6 * n + 2).parameters())
+            truth = n_params(cifar_resnet(6 * n + 2))
         got = formula(n)
         if got != truth:
             raise AssertionError(f"for n={n} (ResNet-{6 * n + 2}) your formula gives {got:,d}, the network has {truth:,d}")

@@ -21,11 +21,11 @@
 
 # %%
 import torch
-import torch.nn.functional as Fn  # not `F`: on this site `F` is the residual branch
 from torch import nn
+from torch.nn import functional as nnf  # not `F`: on this site `F` is the residual branch
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection
+from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection, n_params
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
@@ -49,7 +49,7 @@ class ZeroPadShortcut(nn.Module):
     def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, ceil(H / s), ceil(W / s)]
         x = x[:, :, ::self.stride, ::self.stride]
         # Pad the channel dimension at its end: `(W_left, W_right, H_top, H_bottom, C_front, C_back)`.
-        return Fn.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return nnf.pad(x, (0, 0, 0, 0, 0, self.extra))
 
     def extra_repr(self):
         return f"extra_channels={self.extra}, stride={self.stride}"
@@ -107,10 +107,6 @@ def get_shortcut(option):
 # every block.
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 if __name__ == "__main__":
     print("option  16→32 /2   32→32")
     for name, make in SHORTCUTS.items():

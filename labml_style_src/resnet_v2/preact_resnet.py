@@ -21,7 +21,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.bottleneck import Bottleneck
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
 from labml_style_src.resnet_v1.resnet import ResNet
 
 
@@ -53,24 +53,24 @@ def preact_shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 
 class PreActBottleneck(nn.Module):
-    # Channels leaving the unit = `planes * 4`, as in the v1 bottleneck.
+    # Channels leaving the unit = `width * 4`, as in the v1 bottleneck.
     expansion = 4
 
-    def __init__(self, c_in: int, planes: int, stride: int = 1, shortcut=preact_shortcut):
+    def __init__(self, c_in: int, width: int, stride: int = 1, shortcut=preact_shortcut):
         super().__init__()
-        c_out = planes * self.expansion
+        c_out = width * self.expansion
         # The first BN → ReLU of $F$, shared with a projecting shortcut.
         self.preact = bn_relu(c_in)
         # The rest of $F$: conv1×1 (stride) → BN-ReLU → conv3×3 → BN-ReLU → conv1×1; no BN at the end.
         self.F = nn.Sequential(
-            conv1x1(c_in, planes, stride), bn_relu(planes),
-            conv3x3(planes, planes), bn_relu(planes),
-            conv1x1(planes, c_out),
+            conv1x1(c_in, width, stride), bn_relu(width),
+            conv3x3(width, width), bn_relu(width),
+            conv1x1(width, c_out),
         )
         self.shortcut = shortcut(c_in, c_out, stride)
         self.shortcut_reads_preact = not isinstance(self.shortcut, nn.Identity)
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * planes, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
         a = self.preact(x)
         # $x_{l+1} = F(x_l) + h(x_l)$ with nothing after the addition.
         return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
@@ -141,15 +141,10 @@ if __name__ == "__main__":
 # constructor (option B projections with BN).
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def param_breakdown(net: nn.Module) -> dict:
-    # Convolution weights, BN scale/shift, and the classifier.
-    conv = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d))
-    bn = sum(n_params(m) for m in net.modules() if isinstance(m, nn.BatchNorm2d))
-    return {"total": n_params(net), "conv": conv, "BN": bn, "fc": n_params(net.fc)}
+    # Convolution weights (no conv here has a bias), BN scale/shift, and the classifier.
+    return {"total": n_params(net), "conv": n_params(net, nn.Conv2d),
+            "BN": n_params(net, nn.BatchNorm2d), "fc": n_params(net.fc)}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
 
 
 # %% [markdown]
@@ -225,8 +225,8 @@ if __name__ == "__main__":
         unit = ShortcutVariantUnit(16, name).to(DEVICE)
         y = unit(x)
         y.sum().backward()
-        n_params = sum(p.numel() for p in unit.merge.parameters())
-        print(f"{name:<21} out {tuple(y.shape)}  parameters on the shortcut: {n_params}")
+        print(f"{name:<21} out {tuple(y.shape)}  "
+              f"parameters on the shortcut: {n_params(unit.merge)}")
         assert y.shape == x.shape
 
 # %% [markdown]

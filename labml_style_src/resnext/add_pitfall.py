@@ -15,10 +15,10 @@
 # %%
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
-from labml_style_src.resnet_v1.bottleneck import conv3x3_grouped
 
 # %% [markdown]
 # ## 1. Different channel counts do not add
@@ -28,7 +28,8 @@ from labml_style_src.resnet_v1.bottleneck import conv3x3_grouped
 # have no element-wise pairing, and PyTorch says so:
 
 # %%
-TORCH_MESSAGE = "The size of tensor a (64) must match the size of tensor b (128) at non-singleton dimension 1"
+TORCH_MESSAGE = ("The size of tensor a (64) must match the size of tensor b (128) "
+                 "at non-singleton dimension 1")
 
 if __name__ == "__main__":
     fx, shortcut = torch.randn(2, 64, 8, 8), torch.randn(2, 128, 8, 8)  # [N, C, H, W]
@@ -60,18 +61,21 @@ if __name__ == "__main__":
 
 # %%
 class TutorialBlock(nn.Module):
-    def __init__(self, c_in: int, filters: int, stride: int = 1, groups: int = 32, conv_shortcut: bool = True,
-                 add=residual_add):
+    def __init__(self, c_in: int, filters: int, stride: int = 1, groups: int = 32,
+                 conv_shortcut: bool = True, add=residual_add):
         super().__init__()
         # F: 1×1 → grouped 3×3 (stride) → 1×1 to `2 * filters`; BN after each, ReLU after the first two.
         self.F = nn.Sequential(
             conv1x1(c_in, filters), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
-            conv3x3_grouped(filters, filters, stride, groups), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
+            conv3x3(filters, filters, stride, groups), nn.BatchNorm2d(filters),
+            nn.ReLU(inplace=True),
             conv1x1(filters, 2 * filters), nn.BatchNorm2d(2 * filters),
         )
         # `conv_shortcut=False` means the raw input, whatever its width.
-        self.shortcut = (nn.Sequential(conv1x1(c_in, 2 * filters, stride), nn.BatchNorm2d(2 * filters))
-                         if conv_shortcut else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(conv1x1(c_in, 2 * filters, stride),
+                          nn.BatchNorm2d(2 * filters))
+            if conv_shortcut else nn.Identity())
         self.add, self.relu = add, nn.ReLU(inplace=True)
 
     def forward(self, x):  # [N, c_in, H, W] -> [N, 2 * filters, H / s, W / s]
@@ -83,8 +87,8 @@ def tutorial_stack(c_in: int, filters: int, blocks: int, stride: int, groups: in
     # The tutorial's `stack`: one projecting block, then `range(blocks)` identity blocks.
     layers = [TutorialBlock(c_in, filters, stride, groups, conv_shortcut=True, add=add)]
     for _ in range(blocks):
-        layers.append(
-            TutorialBlock(2 * filters, filters, 1, groups, conv_shortcut=False, add=add))
+        layers.append(TutorialBlock(2 * filters, filters, 1, groups,
+                                    conv_shortcut=False, add=add))
     return nn.Sequential(*layers)
 
 
@@ -118,7 +122,8 @@ if __name__ == "__main__":
     x = torch.randn(1, 64, 16, 16, device=DEVICE)
     for stage in stages:
         for i, (f, s) in enumerate(trace_adds(stage, x)):
-            print(f"block {i}: F(x) {f}  shortcut {s}  {'projection' if i == 0 else 'identity'}")
+            kind = "projection" if i == 0 else "identity"
+            print(f"block {i}: F(x) {f}  shortcut {s}  {kind}")
             assert f == s  # never a mismatch
         x = stage(x)
     assert len(stages[0]) == 3 and len(stages[1]) == 4
@@ -134,7 +139,8 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     # F(x) has 2 * 32 = 64 channels, the identity shortcut 128.
-    wrong = TutorialBlock(128, filters=32, groups=8, conv_shortcut=False, add=torch.add).to(DEVICE)
+    wrong = TutorialBlock(128, filters=32, groups=8, conv_shortcut=False, add=torch.add)
+    wrong = wrong.to(DEVICE)
     x = torch.randn(2, 128, 8, 8, device=DEVICE)
     try:
         wrong(x)
@@ -184,8 +190,9 @@ class PooledShortcutBlock(nn.Module):
     # The bug: shortcut = global average pool + 1×1 → `[N, c_out, 1, 1]`, broadcast over H and W.
     def __init__(self, c_in: int, c_out: int, stride: int = 2, add=residual_add):
         super().__init__()
-        self.F = nn.Sequential(conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                               conv3x3(c_out, c_out), nn.BatchNorm2d(c_out))
+        self.F = nn.Sequential(
+            conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+            conv3x3(c_out, c_out), nn.BatchNorm2d(c_out))
         self.shortcut = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv1x1(c_in, c_out))
         self.add, self.relu = add, nn.ReLU(inplace=True)
 
@@ -217,12 +224,13 @@ if __name__ == "__main__":
     losses = []
     for step in range(20):
         idx = torch.randint(0, len(x), (32,), device=DEVICE)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    print(f"loss: first 5 steps {sum(losses[:5]) / 5:.3f} -> last 5 steps {sum(losses[-5:]) / 5:.3f}, no error")
+    print(f"loss: first 5 steps {sum(losses[:5]) / 5:.3f} -> "
+          f"last 5 steps {sum(losses[-5:]) / 5:.3f}, no error")
     assert sum(losses[-5:]) < sum(losses[:5])
 
 # %% [markdown]
@@ -240,7 +248,8 @@ if __name__ == "__main__":
         h = model[:3](x[:4])  # the block's input, [4, 16, 16, 16]
         out = block(h)        # [4, 32, 8, 8]
     spread = out.flatten(2).std(dim=2).max().item()
-    print(f"γ = 0: largest spatial std of the block's output = {spread:.1e} (a correct block keeps x's structure)")
+    print(f"γ = 0: largest spatial std of the block's output = {spread:.1e} "
+          f"(a correct block keeps x's structure)")
     assert spread < 1e-6 and h.flatten(2).std(dim=2).max().item() > 0.1
 
     block.add = residual_add
@@ -262,7 +271,8 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    for a, b in (((2, 64, 8, 8), (2, 128, 8, 8)), ((2, 64, 8, 8), (2, 1, 8, 8)), ((2, 64, 8, 8), (2, 64, 1, 1))):
+    a = (2, 64, 8, 8)
+    for b in ((2, 128, 8, 8), (2, 1, 8, 8), (2, 64, 1, 1)):
         try:
             residual_add(torch.zeros(a), torch.zeros(b))
             raise AssertionError("unreachable")
@@ -307,7 +317,8 @@ PAIRS = [
 def check_add_shapes(answers: list) -> None:
     # Compares your predictions with what `a + b` really does for each pair.
     if len(answers) != len(PAIRS):
-        raise AssertionError(f"give one answer per pair: {len(PAIRS)} answers, got {len(answers)}")
+        raise AssertionError(f"give one answer per pair: {len(PAIRS)} answers, "
+                             f"got {len(answers)}")
     for i, ((a, b), guess) in enumerate(zip(PAIRS, answers)):
         try:
             truth = tuple((torch.zeros(a) + torch.zeros(b)).shape)
@@ -315,7 +326,7 @@ def check_add_shapes(answers: list) -> None:
             truth = None
         if (tuple(guess) if guess is not None else None) != truth:
             raise AssertionError(
-                f"pair {i}: {a} + {b} — not {guess}. Hint: line the two shapes up from the right; "
-                f"each pair of sizes must be equal or contain a 1, and a missing dimension counts "
-                f"as 1.")
+                f"pair {i}: {a} + {b} — not {guess}. Hint: line the two shapes up from "
+                f"the right; each pair of sizes must be equal or contain a 1, and a "
+                f"missing dimension counts as 1.")
     print("correct: you predicted every add, including the silent broadcasts")

@@ -16,12 +16,21 @@
 # %%
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
-    RESNEXT_TABLE2_BLOCK_GFLOPS, RESNEXT_TABLE2_BLOCK_PARAMS, RESNEXT_TABLE2_WIDTH, RESNEXT_TABLE3_TOP1)
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+    RESNEXT_TABLE2_BLOCK_GFLOPS,
+    RESNEXT_TABLE2_BLOCK_PARAMS,
+    RESNEXT_TABLE2_WIDTH,
+    RESNEXT_TABLE3_TOP1,
+)
+from labml_style_src.resnet_v1.bottleneck import count_macs
+from labml_style_src.resnet_v1.residual_block import (
+    conv1x1,
+    conv3x3,
+    n_params,
+    residual_add,
+)
 
 # %% [markdown]
 # ## One path $\mathcal{T}_i$
@@ -57,10 +66,12 @@ class SplitTransformMerge(nn.Module):
     def __init__(self, c_in: int, C: int, d: int, c_out: int, stride: int = 1):
         super().__init__()
         if C < 1 or d < 1:
-            raise ValueError(f"cardinality C and bottleneck width d must be >= 1, got C={C}, d={d}")
+            raise ValueError(f"cardinality C and bottleneck width d must be >= 1, "
+                             f"got C={C}, d={d}")
         self.C, self.d = C, d
         # $\mathcal{T}_1 \dots \mathcal{T}_C$: same topology, independent weights.
-        self.paths = nn.ModuleList(transformation(c_in, d, c_out, stride) for _ in range(C))
+        self.paths = nn.ModuleList(
+            transformation(c_in, d, c_out, stride) for _ in range(C))
         # One BN on the sum, before the shortcut is added.
         self.bn = nn.BatchNorm2d(c_out)
 
@@ -110,17 +121,6 @@ def block_cost(c: int, C: int, d: int, hw: int = 56) -> tuple[int, int]:
     return params, params * hw * hw
 
 
-def conv_weights(module: nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
-
-
-def measured_macs(module: nn.Module, x: torch.Tensor) -> int:
-    # `FlopCounterMode` counts 2 FLOPs per multiply-accumulate of every conv/matmul it sees.
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        module(x)
-    return counter.get_total_flops() // 2
-
-
 # %% [markdown]
 # ## Table 2: cardinality against width at equal cost
 #
@@ -137,17 +137,17 @@ def measured_macs(module: nn.Module, x: torch.Tensor) -> int:
 
 # %%
 if __name__ == "__main__":
-    x = torch.empty(1, 256, 56, 56, device="meta")
-    print(f"{'C':>3} {'d':>3} {'C*d':>4} {'conv weights':>13} {'MACs (M)':>9} {'all params':>11}"
-          f" {'top-1 err. %':>13}")
+    print(f"{'C':>3} {'d':>3} {'C*d':>4} {'conv weights':>13} {'MACs (M)':>9} "
+          f"{'all params':>11} {'top-1 err. %':>13}")
     rows = {}
     for C, d in RESNEXT_TABLE2_WIDTH.items():  # C -> d, conv2
         block = AggregatedBlock(256, C, d).to("meta").eval()
         params, macs = block_cost(256, C, d)
-        # The module and the formula agree exactly, weights and MACs.
-        assert conv_weights(block) == params and measured_macs(block, x) == macs
+        # The module and the formula agree exactly, weights (no conv has a bias) and MACs.
+        assert n_params(block, nn.Conv2d) == params
+        assert count_macs(block, (1, 256, 56, 56)) == macs
         rows[C] = (params, macs)
-        total = sum(p.numel() for p in block.parameters())
+        total = n_params(block)
         print(f"{C:>3} {d:>3} {C * d:>4} {params:>13,} {macs / 1e6:>9.1f} {total:>11,}"
               f" {RESNEXT_TABLE3_TOP1[50][C]:>13}")
     # "~70k parameters, ~0.22 billion FLOPs": every row is within 3 % of 70k and rounds to 0.22 G.
@@ -178,10 +178,13 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    stages = {"conv2": (256, 4, 56), "conv3": (512, 8, 28), "conv4": (1024, 16, 14), "conv5": (2048, 32, 7)}
+    # stage: (channels in and out, bottleneck width d, map size)
+    stages = {"conv2": (256, 4, 56), "conv3": (512, 8, 28),
+              "conv4": (1024, 16, 14), "conv5": (2048, 32, 7)}
     costs = {name: block_cost(c, 32, d, hw) for name, (c, d, hw) in stages.items()}
     for name, (params, macs) in costs.items():
-        print(f"{name}: {params:>9,} weights, {macs / 1e6:.1f} M MACs per (non-downsampling) block")
+        print(f"{name}: {params:>9,} weights, {macs / 1e6:.1f} M MACs "
+              f"per (non-downsampling) block")
     # Same MACs in every stage; 4× the weights at each step.
     assert len({macs for _, macs in costs.values()}) == 1
     weights = [params for params, _ in costs.values()]
@@ -208,10 +211,12 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     torch.manual_seed(0)
     block = AggregatedBlock(256, C=32, d=4).to(DEVICE).eval()
-    x = torch.relu(torch.randn(2, 256, 14, 14, device=DEVICE))  # [B, C, H, W], non-negative
+    # [B, C, H, W], non-negative
+    x = torch.relu(torch.randn(2, 256, 14, 14, device=DEVICE))
     with torch.no_grad():
         y = block(x)
-        print("in", tuple(x.shape), "-> out", tuple(y.shape), "| paths:", len(block.F.paths))
+        print("in", tuple(x.shape), "-> out", tuple(y.shape),
+              "| paths:", len(block.F.paths))
         assert y.shape == x.shape and len(block.F.paths) == 32
         nn.init.zeros_(block.F.bn.weight)  # γ of the BN on the sum
         assert torch.equal(block(x), x)
@@ -242,18 +247,19 @@ def check_bottleneck_width(bottleneck_width) -> None:
     cases += [(256, 16), (256, 3), (512, 8), (1024, 2), (2048, 64)]
     for c, C in cases:
         target = block_cost(c, 1, c // 4)[0]  # the plain bottleneck, width c/4
-
-        def miss(w):  # how far C paths of width w are from the target
-            return abs(block_cost(c, C, w)[0] - target) if w >= 1 else float("inf")
-
         d = bottleneck_width(c, C)
         if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-            raise AssertionError(f"bottleneck_width(c={c}, C={C}) must return a whole number >= 1, "
-                                 f"got {d!r}")
-        if miss(d) > min(miss(d - 1), miss(d + 1)):
+            raise AssertionError(f"bottleneck_width(c={c}, C={C}) must return a whole "
+                                 f"number >= 1, got {d!r}")
+        # How far C paths of width d - 1, d, d + 1 are from the target.
+        below, at, above = (
+            abs(block_cost(c, C, w)[0] - target) if w >= 1 else float("inf")
+            for w in (d - 1, d, d + 1))
+        if at > min(below, above):
             raise AssertionError(
-                f"bottleneck_width(c={c}, C={C}) = {d}: eq. (4) gives {block_cost(c, C, d)[0]:,} "
-                f"weights against the plain bottleneck's {target:,}, and a neighbouring width comes "
-                f"closer. Hint: eq. (4) is a quadratic in d; solve it, then compare the whole numbers "
-                f"on either side of the root.")
+                f"bottleneck_width(c={c}, C={C}) = {d}: eq. (4) gives "
+                f"{block_cost(c, C, d)[0]:,} weights against the plain "
+                f"bottleneck's {target:,}, and a neighbouring width comes closer. "
+                f"Hint: eq. (4) is a quadratic in d; solve it, then compare the "
+                f"whole numbers on either side of the root.")
     print("correct: your widths are the nearest whole widths, Table 2's among them")

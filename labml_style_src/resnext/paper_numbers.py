@@ -16,10 +16,9 @@ from torchvision.transforms.v2 import functional as tvf
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNEXT_TABLE1, RESNEXT_TABLE3_TOP1
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
+from labml_style_src.resnet_v1.residual_block import n_params
 from labml_style_src.resnet_v1.resnet import TABLE_1, ResNet, resnet
-from labml_style_src.resnext.aggregated import conv_weights
-from labml_style_src.resnext.resnext_nets import (
-    bn_params, count_params, meta_model, resnext, resnext29)
+from labml_style_src.resnext.resnext_nets import meta_model, resnext, resnext29
 
 # %% [markdown]
 # ## What Table 1 counts
@@ -32,15 +31,16 @@ from labml_style_src.resnext.resnext_nets import (
 if __name__ == "__main__":
     for name, paper in RESNEXT_TABLE1.items():
         model = meta_model(resnext, name)
-        n, n_bn = count_params(model), bn_params(model)
+        n, n_bn = n_params(model), n_params(model, nn.BatchNorm2d)
         macs = count_macs(model, (1, 3, 224, 224))
         print(f"{name:16s} all {n / 1e6:6.2f}M | without BN {(n - n_bn) / 1e6:6.2f}M | "
-              f"{macs / 1e9:.2f} GMACs | paper {paper['params_m']}M, {paper['gflops']} G")
+              f"{macs / 1e9:.2f} GMACs | "
+              f"paper {paper['params_m']}M, {paper['gflops']} G")
         # Without BN's γ and β, both counts round to the paper's; so do the multiply-adds.
         assert round((n - n_bn) / 1e6, 1) == paper["params_m"]
         assert round(macs / 1e9, 1) == paper["gflops"]
     # With BN, ResNet-50 would read 25.6M: the table leaves BN out.
-    assert round(count_params(meta_model(resnext, "resnet50")) / 1e6, 1) == 25.6
+    assert round(n_params(meta_model(resnext, "resnet50")) / 1e6, 1) == 25.6
 
 # %% [markdown]
 # So the table counts convolution and fully connected weights only: 25.50M and 24.96M. Eq. (4) leaves
@@ -66,7 +66,8 @@ def block_costs(model: ResNet, size: int = 224) -> dict:
         h = model.stem(h)
         for name, stage in model.stages.named_children():
             for i, block in enumerate(stage):
-                costs[f"{name}.{i}"] = (count_macs(block, tuple(h.shape)), conv_weights(block))
+                costs[f"{name}.{i}"] = (count_macs(block, tuple(h.shape)),
+                                        n_params(block, nn.Conv2d))
                 h = block(h)
     return costs
 
@@ -79,12 +80,14 @@ def block_group(key: str) -> str:
 
 
 if __name__ == "__main__":
-    ours = {n: block_costs(meta_model(resnext, n)) for n in ("resnet50", "resnext50_32x4d")}
+    ours = {n: block_costs(meta_model(resnext, n))
+            for n in ("resnet50", "resnext50_32x4d")}
     diff = {}
     for key, (macs, weights) in ours["resnext50_32x4d"].items():
         base_macs, base_weights = ours["resnet50"][key]
         d_macs, d_weights = diff.get(block_group(key), (0, 0))
-        diff[block_group(key)] = (d_macs + macs - base_macs, d_weights + weights - base_weights)
+        diff[block_group(key)] = (d_macs + macs - base_macs,
+                                  d_weights + weights - base_weights)
     for group, (d_macs, d_weights) in diff.items():
         print(f"{group:25s} {d_macs / 1e6:+8.1f} M MACs {d_weights:+10,} weights")
     total_macs, total_weights = (sum(v[i] for v in diff.values()) for i in (0, 1))
@@ -115,12 +118,14 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     layouts = {s: meta_model(resnet, 50, stride_on=s) for s in ("1x1", "3x3")}
     gmacs = {s: count_macs(m, (1, 3, 224, 224)) / 1e9 for s, m in layouts.items()}
-    print(f"stride on the 1×1: {gmacs['1x1']:.2f} G (ResNet paper, Table 1: {TABLE_1[50].gmacs})")
+    print(f"stride on the 1×1: {gmacs['1x1']:.2f} G "
+          f"(ResNet paper, Table 1: {TABLE_1[50].gmacs})")
     print(f"stride on the 3×3: {gmacs['3x3']:.2f} G (ResNeXt paper, Table 1: "
           f"{RESNEXT_TABLE1['resnet50']['gflops']})")
-    assert abs(gmacs["1x1"] / TABLE_1[50].gmacs - 1) < 0.02  # the ResNet paper rounds loosely
+    # The ResNet paper rounds loosely (its resnet page checks every depth within 2 %).
+    assert abs(gmacs["1x1"] / TABLE_1[50].gmacs - 1) < 0.02
     assert round(gmacs["3x3"], 1) == RESNEXT_TABLE1["resnet50"]["gflops"]
-    assert count_params(layouts["1x1"]) == count_params(layouts["3x3"])
+    assert n_params(layouts["1x1"]) == n_params(layouts["3x3"])
 
 # %% [markdown]
 # ## Two ways to measure error: one crop or ten
@@ -157,7 +162,8 @@ if __name__ == "__main__":
     image = torch.rand(3, 40, 40, device=DEVICE)
     crops = tvf.ten_crop(image, [32, 32])
     # The first five: corners (top-left, top-right, bottom-left, bottom-right), then the centre.
-    corners = [image[:, :32, :32], image[:, :32, 8:], image[:, 8:, :32], image[:, 8:, 8:]]
+    corners = [image[:, :32, :32], image[:, :32, 8:],
+               image[:, 8:, :32], image[:, 8:, 8:]]
     assert all(torch.equal(c, w) for c, w in zip(crops[:4], corners))
     assert torch.equal(crops[4], tvf.center_crop(image, [32, 32]))
     # The last five: each is the mirror image of one of the first five.
@@ -165,8 +171,8 @@ if __name__ == "__main__":
     # An untrained network: the probabilities mean nothing, the mechanics are the point.
     model = resnext29(C=2, d=8).to(DEVICE).eval()
     probs = ten_crop_probs(model, image, 32)
-    print(f"{len(crops)} crops of {tuple(crops[0].shape)} -> one averaged distribution over "
-          f"{len(probs)} classes, summing to {probs.sum().item():.3f}")
+    print(f"{len(crops)} crops of {tuple(crops[0].shape)} -> one averaged distribution "
+          f"over {len(probs)} classes, summing to {probs.sum().item():.3f}")
     assert probs.shape == (10,) and abs(probs.sum().item() - 1) < 1e-5
 
 # %% [markdown]
@@ -184,12 +190,12 @@ if __name__ == "__main__":
 # ## Exercises
 #
 # 1. **Where the extra FLOPs come from (auto-checked).** Write
-#    `downsampling_block_macs(c_in, planes, C, d, h)`: the multiply-adds of a bottleneck block with
-#    `groups=C, base_width=d`, stride 2 on its 3×3 and a projection shortcut, on an $h \times h$
-#    input with `c_in` channels. Run `check_downsampling_block_macs(downsampling_block_macs)`. Then
+#    `downsampling_block_macs(c_in, width, C, d, h)`: the multiply-adds of a
+#    `Bottleneck(c_in, width, 2, groups=C, base_width=d)` (stride 2 on its 3×3, a projection
+#    shortcut) on an $h \times h$ input with `c_in` channels. Run `check_downsampling_block_macs(downsampling_block_macs)`. Then
 #    use your formula to split the difference of ResNeXt-50's map-halving blocks into their four
 #    convolutions.
-# 2. Build ResNet-101 and ResNeXt-101 (32×4d) with `resnet(101, groups=..., width_per_group=...)`
+# 2. Build ResNet-101 and ResNeXt-101 (32×4d) with `resnet(101, groups=..., base_width=...)`
 #    on the `meta` device and count them as in the first cell. Table 3's caption puts both near 7.8
 #    billion FLOPs. Does the pattern of this page repeat?
 # 3. Would ResNeXt-50 still cost more multiply-adds than ResNet-50 with the stride on the first 1×1?
@@ -201,14 +207,16 @@ if __name__ == "__main__":
 # %%
 def check_downsampling_block_macs(formula) -> None:
     # Your formula against blocks measured on the meta device (ResNet-50's and ResNeXt-50's shapes).
-    for c_in, planes, C, d, h in ((256, 128, 1, 64, 56), (256, 128, 32, 4, 56),
-                                  (512, 256, 32, 4, 28), (1024, 512, 8, 14, 14), (64, 32, 4, 32, 9)):
-        block = meta_model(Bottleneck, c_in, planes, 2, groups=C, base_width=d)
-        truth, got = count_macs(block, (1, c_in, h, h)), formula(c_in, planes, C, d, h)
+    cases = ((256, 128, 1, 64, 56), (256, 128, 32, 4, 56), (512, 256, 32, 4, 28),
+             (1024, 512, 8, 14, 14), (64, 32, 4, 32, 9))  # (c_in, width, C, d, h)
+    for c_in, width, C, d, h in cases:
+        block = meta_model(Bottleneck, c_in, width, 2, groups=C, base_width=d)
+        truth, got = count_macs(block, (1, c_in, h, h)), formula(c_in, width, C, d, h)
         if got != truth:
             raise AssertionError(
-                f"c_in={c_in}, planes={planes}, C={C}, d={d}, h={h}: your count is "
-                f"{'too high' if got > truth else 'too low'}. Which of the four convolutions run "
-                f"before the stride and which after? How many channels does each group of the "
-                f"3×3 see? (For odd h the map after the stride is (h + 1) // 2.)")
+                f"c_in={c_in}, width={width}, C={C}, d={d}, h={h}: your count is "
+                f"{'too high' if got > truth else 'too low'}. Which of the four "
+                f"convolutions run before the stride and which after? How many "
+                f"channels does each group of the 3×3 see? (For odd h the map after "
+                f"the stride is (h + 1) // 2.)")
     print("correct: you can cost a downsampling block by hand")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1
+from labml_style_src.resnet_v1.residual_block import conv1x1, n_params
 from labml_style_src.resnext.aggregated import SplitTransformMerge, transformation
 
 # %% [markdown]
@@ -65,11 +65,12 @@ class EarlyConcat(nn.Module):
     def __init__(self, c_in: int, C: int, d: int, c_out: int, stride: int = 1):
         super().__init__()
         # The first six layers of each $\mathcal{T}_i$: 1×1 → BN → ReLU → 3×3 → BN → ReLU.
-        self.paths = nn.ModuleList(transformation(c_in, d, c_out, stride)[:6] for _ in range(C))
+        self.paths = nn.ModuleList(
+            transformation(c_in, d, c_out, stride)[:6] for _ in range(C))
         self.expand = conv1x1(C * d, c_out)
         self.bn = nn.BatchNorm2d(c_out)
 
-    def forward(self, x):  # [B, c_in, H, W] -> [B, C*d, H/s, W/s] -> [B, c_out, H/s, W/s]
+    def forward(self, x):  # [B, c_in, H, W] -> [B, C*d, H/s, W/s] -> [B, c_out, ...]
         return self.bn(self.expand(torch.cat([T(x) for T in self.paths], dim=1)))
 
 
@@ -125,7 +126,8 @@ def _paths(sd: dict, C: int, layer: int, name: str, dim: int) -> torch.Tensor:
 
 def to_early_concat(sd: dict, C: int) -> dict:
     # State dict (or dict of gradients) of form (a) -> form (b).
-    out = {k: v for k, v in sd.items() if not (k.startswith("paths.") and k.split(".")[2] == "6")}
+    out = {k: v for k, v in sd.items()
+           if not (k.startswith("paths.") and k.split(".")[2] == "6")}
     out["expand.weight"] = _paths(sd, C, 6, "weight", dim=1)
     return out
 
@@ -139,7 +141,8 @@ def to_grouped(sd: dict, C: int) -> dict:
             if name == "num_batches_tracked":
                 out[f"F.{layer}.{name}"] = sd[key]
             else:
-                out[f"F.{layer}.{name}"] = _paths(sd, C, int(layer), name, dim=1 if layer == "6" else 0)
+                dim = 1 if layer == "6" else 0
+                out[f"F.{layer}.{name}"] = _paths(sd, C, int(layer), name, dim=dim)
     return out
 
 
@@ -174,9 +177,9 @@ if __name__ == "__main__":
     b.load_state_dict(to_early_concat(a.state_dict(), C))
     c.load_state_dict(to_grouped(a.state_dict(), C))
     # Same number of parameters in all three forms.
-    n_params = [sum(p.numel() for p in m.parameters()) for m in (a, b, c)]
-    print("parameters (a), (b), (c):", n_params)
-    assert len(set(n_params)) == 1
+    counts = [n_params(m) for m in (a, b, c)]
+    print("parameters (a), (b), (c):", counts)
+    assert len(set(counts)) == 1
 
     x = torch.randn(8, 256, 8, 8, device=DEVICE, requires_grad=True)
     target = torch.randn(8, 256, 8, 8, device=DEVICE)
@@ -190,9 +193,12 @@ if __name__ == "__main__":
     for name, y, g in zip("bc", outs[1:], input_grads[1:]):
         print(f"max |(a) - ({name})| output {(y - outs[0]).abs().max().item():.1e}, "
               f"input grad {(g - input_grads[0]).abs().max().item():.1e}")
-        assert torch.allclose(y, outs[0], atol=1e-5) and torch.allclose(g, input_grads[0], atol=1e-6)
-    dw_b, dw_c = max_diff(to_early_concat(grads(a), C), grads(b)), max_diff(to_grouped(grads(a), C), grads(c))
-    print(f"max weight-gradient difference after mapping: (b) {dw_b:.1e}, (c) {dw_c:.1e}")
+        assert torch.allclose(y, outs[0], atol=1e-5)
+        assert torch.allclose(g, input_grads[0], atol=1e-6)
+    dw_b = max_diff(to_early_concat(grads(a), C), grads(b))
+    dw_c = max_diff(to_grouped(grads(a), C), grads(c))
+    print(f"max weight-gradient difference after mapping: (b) {dw_b:.1e}, "
+          f"(c) {dw_c:.1e}")
     assert dw_b < 1e-5 and dw_c < 1e-5
 
     # Eval mode: BN uses the running statistics the training step just updated, mapped like weights.
@@ -221,7 +227,8 @@ class PerPathLastBN(nn.Module):
     def __init__(self, c_in: int, C: int, d: int, c_out: int):
         super().__init__()
         self.paths = nn.ModuleList(
-            nn.Sequential(*transformation(c_in, d, c_out), nn.BatchNorm2d(c_out)) for _ in range(C))
+            nn.Sequential(*transformation(c_in, d, c_out), nn.BatchNorm2d(c_out))
+            for _ in range(C))
 
     def forward(self, x):
         return sum(T(x) for T in self.paths)
@@ -233,7 +240,8 @@ if __name__ == "__main__":
     grouped = GroupedConv(64, 4, 4, 64).to(DEVICE)
     # Copy everything that has a counterpart (layers 0-6); the last BNs cannot be merged into one.
     sd = {k: v for k, v in per_path.state_dict().items() if k.split(".")[2] != "7"}
-    grouped.load_state_dict(to_grouped(sd, 4) | {k: v for k, v in grouped.state_dict().items() if k.startswith("bn.")})
+    own_bn = {k: v for k, v in grouped.state_dict().items() if k.startswith("bn.")}
+    grouped.load_state_dict(to_grouped(sd, 4) | own_bn)
     x = torch.randn(8, 64, 8, 8, device=DEVICE)
     with torch.no_grad():
         gap = (per_path(x) - grouped(x)).abs().max().item()
@@ -262,8 +270,8 @@ if __name__ == "__main__":
 #    `check_from_grouped(from_grouped)`; it tries several $C$ and $d$, in training and eval mode.
 # 2. Why must the final 1×1 of (a) be concatenated along dim 1 but the first 1×1 along dim 0? Write
 #    both weight shapes down for $C = 32$, $d = 4$, $c = 256$.
-# 3. Count the MACs of forms (a) and (c) with `measured_macs` from the
-#    [previous page](aggregated.md). Equal? Then time them on your machine: which is faster, and why?
+# 3. Count the MACs of forms (a) and (c) with `count_macs` from the
+#    [bottleneck page](../resnet_v1/bottleneck.md). Equal? Then time them on your machine: which is faster, and why?
 # 4. In eval mode BN is an affine map. Show that `PerPathLastBN` in eval mode *can* be rewritten as
 #    form (c): what $\gamma$ and $\beta$ (and which 1×1 weights) would the single last BN need?
 
@@ -275,21 +283,25 @@ def check_from_grouped(from_grouped) -> None:
         c = GroupedConv(16, C, d, 16)
         for m in c.modules():
             if isinstance(m, nn.BatchNorm2d):
-                nn.init.uniform_(m.weight, 0.5, 1.5), nn.init.uniform_(m.bias, -0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 1.5)
+                nn.init.uniform_(m.weight, 0.5, 1.5)
+                nn.init.uniform_(m.bias, -0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
         a = SplitTransformMerge(16, C, d, 16)
         try:
             a.load_state_dict(from_grouped(c.state_dict(), C))
         except RuntimeError as e:
-            raise AssertionError(f"C={C}, d={d}: form (a) does not load your state dict: "
-                                 f"{str(e).splitlines()[1].strip()}") from None
+            first = str(e).splitlines()[1].strip()
+            raise AssertionError(f"C={C}, d={d}: form (a) does not load your state "
+                                 f"dict: {first}") from None
         x = torch.randn(4, 16, 6, 6)
         for mode in ("training", "eval"):
             a.train(mode == "training"), c.train(mode == "training")
             with torch.no_grad():
                 if not torch.allclose(a(x), c(x), atol=1e-5):
                     raise AssertionError(
-                        f"C={C}, d={d}: every key loads, but form (a) computes something else in "
-                        f"{mode} mode. Hint: for each layer, which axis of the grouped tensor "
-                        f"did `to_grouped` concatenate along?")
+                        f"C={C}, d={d}: every key loads, but form (a) computes "
+                        f"something else in {mode} mode. Hint: for each layer, "
+                        f"which axis of the grouped tensor did `to_grouped` "
+                        f"concatenate along?")
     print("correct: your mapping turns a grouped block back into its C paths")
