@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+
 from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, literate, run_notebook
 
 DEVICES = [

@@ -19,18 +19,11 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
-    RESNEXT_TABLE2_BLOCK_GFLOPS,
-    RESNEXT_TABLE2_BLOCK_PARAMS,
-    RESNEXT_TABLE2_WIDTH,
-    RESNEXT_TABLE3_TOP1,
-)
+    RESNEXT_TABLE2_BLOCK_GFLOPS, RESNEXT_TABLE2_BLOCK_PARAMS, RESNEXT_TABLE2_WIDTH,
+    RESNEXT_TABLE3_TOP1)
 from labml_style_src.resnet_v1.bottleneck import count_macs
 from labml_style_src.resnet_v1.residual_block import (
-    conv1x1,
-    conv3x3,
-    n_params,
-    residual_add,
-)
+    conv1x1, conv3x3, n_params, residual_add)
 
 # %% [markdown]
 # ## One path $\mathcal{T}_i$
@@ -169,11 +162,15 @@ if __name__ == "__main__":
 #
 # ## The template rules
 #
-# ResNeXt inherits two rules from VGG and ResNet (we paraphrase §3.1): blocks that produce maps of the
-# same size share the same hyper-parameters (width and filter sizes), and each time the map is
-# downsampled by 2 the widths are multiplied by 2. The second rule keeps the cost of a block the same
-# in every stage: halving $h$ and $w$ divides the positions by 4, doubling $c$ and $d$ multiplies every
-# $c \cdot d$ or $d \cdot d$ term by 4. The cell checks it on ResNeXt-50 (32×4d), whose bottleneck
+# ResNeXt's blocks obey two rules inspired by VGG and ResNet:
+#
+# > "(i) if producing spatial maps of the same size, the blocks share the same hyper-parameters
+# > (width and filter sizes), and (ii) each time when the spatial map is downsampled by a factor of
+# > 2, the width of the blocks is multiplied by a factor of 2." — Xie et al. 2017, §3.1
+#
+# The second rule keeps the cost of a block (roughly, the paper says; exactly, for the blocks that
+# keep their map) the same in every stage: halving $h$ and $w$ divides the positions by 4, doubling
+# $c$ and $d$ multiplies every $c \cdot d$ or $d \cdot d$ term by 4. The cell checks it on ResNeXt-50 (32×4d), whose bottleneck
 # width goes 4, 8, 16, 32 while the map goes 56, 28, 14, 7.
 
 # %%

@@ -43,9 +43,10 @@ if __name__ == "__main__":
     assert round(n_params(meta_model(resnext, "resnet50")) / 1e6, 1) == 25.6
 
 # %% [markdown]
-# So the table counts convolution and fully connected weights only: 25.50M and 24.96M. Eq. (4) leaves
-# BN out the same way, and so does Table 7 for ResNeXt-29 ([previous page](resnext_nets.md)). The
-# difference is not rounding: 25,557,032 parameters, BN included, would round to 25.6M.
+# So the table counts convolution and fully connected weights only: 25.50M and 24.96M
+# ([test](../tests/test_resnext.md#test_table1_counts_leave_bn_out)). Eq. (4) leaves BN out the same way, and so does
+# Table 7 for ResNeXt-29 ([previous page](resnext_nets.md)). The difference is not rounding:
+# 25,557,032 parameters, BN included, would round to 25.6M.
 #
 # ## Where ResNeXt-50 costs more, and where less
 #
@@ -97,7 +98,8 @@ if __name__ == "__main__":
     assert diff["map halves"][1] < total_weights < 0
 
 # %% [markdown]
-# In the twelve blocks that keep their map, ResNeXt-50 costs a little *more* than ResNet-50 (its
+# The footnote holds ([test](../tests/test_resnext.md#test_footnote5_map_halving_blocks)). In the twelve blocks that
+# keep their map, ResNeXt-50 costs a little *more* than ResNet-50 (its
 # blocks have 70,144 weights in `conv2` against 69,632, Table 2's rows). The three blocks where the
 # map halves explain the rest. Their first 1×1 reads the previous stage's output — half as many
 # channels as a later block reads — so widening it adds fewer weights than the grouped 3×3 saves:
@@ -111,8 +113,8 @@ if __name__ == "__main__":
 # for different networks. The ResNet paper puts the stride of each downsampling block on its first
 # 1×1. The ResNeXt paper, following the `fb.resnet.torch` implementation, puts it on the 3×3 (§4,
 # quoted on the [previous page](resnext_nets.md)), so the first 1×1 works at the full input resolution.
-# Same weights, more work. torchvision's `resnet50` is the second network (see the
-# [ResNet constructor page](../resnet_v1/resnet.md)).
+# Same weights, more work ([test](../tests/test_resnext.md#test_resnet50_flops_in_both_papers)). torchvision's
+# `resnet50` is the second network (see the [ResNet constructor page](../resnet_v1/resnet.md)).
 
 # %%
 if __name__ == "__main__":
@@ -147,7 +149,8 @@ if __name__ == "__main__":
 # The ResNeXt paper also re-trained its ResNet-50 baseline with its own recipe. So compare errors
 # within one table — 23.9 % against 22.2 % here — and never a row of one paper's Table 3 with a row of
 # the other's. The cell writes 10-crop testing out with torchvision's `ten_crop` on a CIFAR-sized
-# image (40×40, crops of 32) and a small ResNeXt-29.
+# image (40×40, crops of 32) and a small ResNeXt-29; the [test](../tests/test_resnext.md#test_ten_crop) checks it against
+# ten crops cut by hand.
 
 # %%
 def ten_crop_probs(model: nn.Module, image: torch.Tensor, size: int) -> torch.Tensor:
@@ -177,7 +180,8 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # What Table 3 shows, read within itself: at nearly the same cost, the error falls with every step up
-# in cardinality, at 50 and at 101 layers.
+# in cardinality, at 50 and at 101 layers ([test](../tests/test_resnext.md#test_table3_as_the_text_states) checks the
+# values against the paper's own text).
 
 # %%
 if __name__ == "__main__":

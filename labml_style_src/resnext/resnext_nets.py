@@ -226,8 +226,8 @@ if __name__ == "__main__":
 # §4 describes the ImageNet models; the appendix says that the CIFAR models follow the same
 # implementation otherwise ([11] is `fb.resnet.torch`), and the authors' released Torch code
 # (`facebookresearch/ResNeXt`, `models/resnext.lua`) builds its CIFAR nets exactly so: type-B
-# shortcuts by default, the stride on the grouped 3×3. Here the stage that downsamples is the first
-# block of `conv3_x` and of `conv4_x`.
+# shortcuts by default, the stride on the grouped 3×3. Here the blocks that downsample are the first
+# of `conv3_x` and of `conv4_x` ([test](../tests/test_resnext.md#test_resnext29_layout)).
 
 # %%
 CIFAR_WIDTHS = (64, 128, 256)
@@ -256,7 +256,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # 8×64d rounds to 34.4M with or without BN parameters. For 16×64d the full count is 68.16M, which
 # rounds to 68.2M; the paper's 68.1M matches the count of convolution and fc weights only (68.05M), so
-# Table 7 appears to leave BN out, as eq. (4) does — and as Table 1 does (next page).
+# Table 7 appears to leave BN out, as eq. (4) does — and as Table 1 does (next page)
+# ([test](../tests/test_resnext.md#test_resnext29)).
 #
 # A real forward pass, with a small template so the page stays fast on a CPU:
 

@@ -271,7 +271,8 @@ if __name__ == "__main__":
 # 2. Why must the final 1×1 of (a) be concatenated along dim 1 but the first 1×1 along dim 0? Write
 #    both weight shapes down for $C = 32$, $d = 4$, $c = 256$.
 # 3. Count the MACs of forms (a) and (c) with `count_macs` from the
-#    [bottleneck page](../resnet_v1/bottleneck.md). Equal? Then time them on your machine: which is faster, and why?
+#    [bottleneck page](../resnet_v1/bottleneck.md). Equal? Then time them on your machine: which is
+#    faster, and why?
 # 4. In eval mode BN is an affine map. Show that `PerPathLastBN` in eval mode *can* be rewritten as
 #    form (c): what $\gamma$ and $\beta$ (and which 1×1 weights) would the single last BN need?
 
