@@ -12,7 +12,8 @@ from torch import nn
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_bottleneck_macs, count_macs
 from labml_style_src.resnet_v1.cifar import cifar_resnet, check_cifar_params
 from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params, n_params
-from labml_style_src.resnet_v1.resnet import TABLE_1, Arch, ResNet, check_resnet34_C_minus_B, from_torchvision, resnet
+from labml_style_src.resnet_v1.resnet import (
+    TABLE_1, Arch, ResNet, check_resnet34_C_minus_B, from_torchvision, resnet, stage_shapes)
 from labml_style_src.resnet_v1.shortcuts import SHORTCUTS, ZeroPadShortcut, check_extra_params_C, shortcut_A
 
 DEPTHS = (18, 34, 50, 101, 152)
@@ -147,15 +148,11 @@ def test_shortcut_options_add_exactly_the_projections(name):
     assert n_params(models["C"]) - n_params(models["A"]) == everywhere
 
 
-def stage_shapes(model: nn.Module, x: torch.Tensor):
-    shapes = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
-             for stage in model.stages]
+def shapes_and_logits(model: nn.Module, x: torch.Tensor):
+    # The page's `stage_shapes` (stem left out), and the logits of the whole forward pass.
+    shapes = list(stage_shapes(model, x).values())[1:]
     with torch.no_grad():
-        logits = model(x)
-    for h in hooks:
-        h.remove()
-    return shapes, logits
+        return shapes, model(x)
 
 
 # At 224×224 the stages conv2_x … conv5_x produce 56, 28, 14, 7: the test that catches a net where only the very
@@ -164,13 +161,13 @@ def stage_shapes(model: nn.Module, x: torch.Tensor):
 @pytest.mark.parametrize("stride_on", ["1x1", "3x3"])
 def test_stage_shapes_imagenet(depth, stride_on):
     expansion = TABLE_1[depth].block.expansion
-    shapes, logits = on_meta(lambda: stage_shapes(resnet(depth, stride_on=stride_on), torch.empty(2, 3, 224, 224)))
+    shapes, logits = on_meta(lambda: shapes_and_logits(resnet(depth, stride_on=stride_on), torch.empty(2, 3, 224, 224)))
     assert shapes == [(2, w * expansion, s, s) for w, s in zip((64, 128, 256, 512), (56, 28, 14, 7))]
     assert logits.shape == (2, 1000)
 
 
 def test_stage_shapes_imagenet_real_tensor():
-    shapes, logits = stage_shapes(resnet(18).eval(), torch.randn(1, 3, 224, 224))
+    shapes, logits = shapes_and_logits(resnet(18).eval(), torch.randn(1, 3, 224, 224))
     assert [s[-1] for s in shapes] == [56, 28, 14, 7] and torch.isfinite(logits).all()
 
 
@@ -178,9 +175,9 @@ def test_stage_shapes_imagenet_real_tensor():
 @pytest.mark.parametrize("depth", [20, 110])
 def test_stage_shapes_cifar(depth):
     if depth == 20:
-        shapes, logits = stage_shapes(cifar_resnet(20).eval(), torch.randn(2, 3, 32, 32))
+        shapes, logits = shapes_and_logits(cifar_resnet(20).eval(), torch.randn(2, 3, 32, 32))
     else:
-        shapes, logits = on_meta(lambda: stage_shapes(cifar_resnet(depth), torch.empty(2, 3, 32, 32)))
+        shapes, logits = on_meta(lambda: shapes_and_logits(cifar_resnet(depth), torch.empty(2, 3, 32, 32)))
     assert shapes == [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
     assert logits.shape == (2, 10)
 
@@ -362,5 +359,5 @@ def test_torchvision_weights_give_same_logits_cuda(depth):
     with torch.no_grad():
         a, b = ours(x), theirs(x)
     assert (a - b).abs().max().item() <= 1e-4 * max(1.0, b.abs().max().item())
-    shapes, _ = stage_shapes(ours, torch.randn(1, 3, 224, 224, device="cuda"))
+    shapes, _ = shapes_and_logits(ours, torch.randn(1, 3, 224, 224, device="cuda"))
     assert [s[-1] for s in shapes] == [56, 28, 14, 7]

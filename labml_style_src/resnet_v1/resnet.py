@@ -116,13 +116,15 @@ STEMS = {"imagenet": imagenet_stem, "cifar": cifar_stem}
 # arguments passed to every block (`stride_on`, `groups`, `base_width` for the
 # [bottleneck](bottleneck.md)). The stride rule lives in one line: the first block of every stage except
 # the first has stride 2. Stages are named as in the paper, so a parameter is called e.g.
-# `stages.conv3_x.0.F.0.weight`.
+# `stages.conv3_x.0.F.0.weight`. One more argument, `post`, is for the pre-activation networks of
+# the [next chapter](../resnet_v2/preact_resnet.md): a function `c -> nn.Module` whose module runs
+# between the last stage and the pooling (in ResNet v1 nothing does, so it defaults to none).
 
 # %%
 class ResNet(nn.Module):
     def __init__(self, block, blocks_per_stage, widths=(64, 128, 256, 512), *,
                  stem="imagenet", stem_width=None, shortcut="B", num_classes=1000,
-                 c_in=3, **block_kwargs):
+                 c_in=3, post=None, **block_kwargs):
         super().__init__()
         if len(blocks_per_stage) != len(widths) or not all(
                 isinstance(n, int) and n > 0 for n in blocks_per_stage):
@@ -148,6 +150,8 @@ class ResNet(nn.Module):
                 c = width * block.expansion
             stages[f"conv{i + 2}_x"] = nn.Sequential(*blocks)
         self.stages = nn.Sequential(stages)
+        # After the last stage, before pooling: nothing in v1 (pre-activation nets: BN → ReLU).
+        self.post = post(c) if post else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_classes)
         self.reset_parameters()
@@ -166,7 +170,7 @@ class ResNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.c_in:
             raise ValueError(f"ResNet expects images [B, {self.c_in}, H, W], "
                              f"got shape {tuple(x.shape)}")
-        x = self.stages(self.stem(x))  # [B, C, H/32, W/32] for ImageNet
+        x = self.post(self.stages(self.stem(x)))  # [B, C, H/32, W/32] for ImageNet
         # Global average pooling [B, C, h, w] -> [B, C], then the fully connected layer.
         return self.fc(torch.flatten(self.pool(x), 1))
 
