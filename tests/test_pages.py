@@ -7,7 +7,6 @@ import time
 import nbformat
 import pytest
 import torch
-
 from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, literate, run_notebook
 
 DEVICES = [
@@ -73,3 +72,30 @@ def test_page_has_exercises_and_a_checker(page):
     numbered = [line for line in exercises.splitlines() if line[:5].strip("# ").rstrip(".").isdigit()]
     assert len(numbered) >= 3, f"{page.path}: fewer than 3 exercises"
     assert "def check_" in text, f"{page.path}: no auto-checked exercise (a check_… function)"
+
+
+# Code fits the code column: every line of a page's code is at most 88 characters. Markdown cells
+# and comment-only lines (the side notes) go to the notes column, so they may run longer
+# (a markdown table row cannot be wrapped). ruff exempts pages from E501 for that reason.
+CODE_COLUMN = 88
+# Pages whose code is not wrapped to 88 yet. Strict: a listed page that fits fails the test until
+# it is taken off the list.
+NOT_YET_WRAPPED = {
+    "resnet_v2.preact_resnet", "resnet_v2.activation_variants", "resnet_v2.propagation",
+    "resnet_v2.shortcut_variants", "resnet_v2.keras_resnet50v2", "resnext.aggregated",
+    "resnext.three_forms", "resnext.add_pitfall", "resnext.resnext_nets", "ablation.degradation",
+    "training.fast_gpu", "training.data", "training.recipe",
+}
+WIDTH_CASES = [pytest.param(page, id=i, marks=pytest.mark.xfail(
+    strict=True, reason="code lines over 88 characters, not wrapped yet"))
+    if i in NOT_YET_WRAPPED else pytest.param(page, id=i) for page, i in zip(PAGES, IDS)]
+
+
+@pytest.mark.parametrize("page", WIDTH_CASES)
+def test_code_lines_fit_the_code_column(page):
+    cells = literate.split_cells(page.path.read_text(encoding="utf-8"), page.path)
+    too_long = [f"{page.path.name}:{cell.start + i}: {len(line)} characters"
+                for cell in cells if cell.kind == "code"
+                for i, line in enumerate(cell.lines)
+                if len(line) > CODE_COLUMN and not line.lstrip().startswith("#")]
+    assert not too_long, "code lines longer than the code column:\n" + "\n".join(too_long)

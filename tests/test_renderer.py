@@ -6,7 +6,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import PageError, jupytext_notebook, literate, run_notebook
 
 SourceError = literate.SourceError
@@ -71,7 +70,8 @@ def test_highlight_keeps_multiline_strings_whole():
     assert '<span class="k">return</span>' in out[4]
 
 
-# The rendered page: rows with permalinks, source line numbers, one copy button per code cell that copies the whole cell.
+# The rendered page: rows with permalinks, source line numbers, one copy button per code cell
+# that copies the whole cell.
 def test_render_has_line_numbers_permalinks_and_one_copy_button_per_cell(tmp_path):
     path = write(tmp_path, PAGE)
     out = literate.render(path)
@@ -89,9 +89,11 @@ def test_title_and_description(tmp_path):
 
 # Tests get anchors named after each test function, which pages link to.
 def test_test_anchors(tmp_path):
-    path = write(tmp_path, "def helper():\n    pass\n\n\ndef test_a():\n    pass\n\n\nclass TestB:\n    def test_c(self):\n        pass\n")
+    path = write(tmp_path, "def helper():\n    pass\n\n\ndef test_a():\n    pass\n\n\n"
+                           "class TestB:\n    def test_c(self):\n        pass\n")
     assert literate.test_anchors(path) == {5: "test_a", 10: "test_c"}
-    assert '<span class="lb-line" id="test_a" data-ln="5">' in literate.render(path, literate.test_anchors(path), percent=False)
+    html = literate.render(path, literate.test_anchors(path), percent=False)
+    assert '<span class="lb-line" id="test_a" data-ln="5">' in html
 
 
 # --- bad input: every error names the file and the line -------------------------------------------------------
@@ -174,7 +176,8 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     text = literate.notebook_text(path, root=tmp_path)
     assert "def area(r):" in text and "raise SystemExit" not in text and "disc_area = area" in text
     assert "# # Base" not in text  # the other page's narrative is not inlined, only its code
-    assert not [l for l in text.splitlines() if l.lstrip().startswith(("from labml_style_src", "import labml_style_src"))]
+    package_imports = ("from labml_style_src", "import labml_style_src")
+    assert not [l for l in text.splitlines() if l.lstrip().startswith(package_imports)]
     notebook = nbformat.reads(literate.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(notebook)
     run = tmp_path / "run"
@@ -183,7 +186,8 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     assert notebook.cells[-1].outputs[0]["text"].strip() == "3.1416"
 
 
-@pytest.mark.parametrize("line", ["import labml_style_src.ch.base", "def f():\n    from labml_style_src.ch.base import area"])
+@pytest.mark.parametrize("line", ["import labml_style_src.ch.base",
+                                  "def f():\n    from labml_style_src.ch.base import area"])
 def test_package_imports_must_be_top_level_from_imports(tmp_path, line):
     make_package(tmp_path, {"base": BASE}, ["base"])
     path = write(tmp_path, f"# %% [markdown]\n# # T\n#\n# d\n\n# %%\n{line}\n", "labml_style_src/ch/user.py")
@@ -200,5 +204,6 @@ def test_import_of_a_missing_page_is_an_error(tmp_path):
 # A cell that raises: the error names the file and the cell, not just a kernel traceback.
 def test_a_cell_that_raises_names_file_and_cell(tmp_path):
     path = write(tmp_path, "# %% [markdown]\n# # T\n#\n# d\n\n# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
-    with pytest.raises(PageError, match=r"page\.py: code cell 2 \(starting \"raise ValueError\('boom'\)\"\) raised ValueError: boom"):
+    message = r"page\.py: code cell 2 \(starting \"raise ValueError\('boom'\)\"\) raised ValueError: boom"
+    with pytest.raises(PageError, match=message):
         run_notebook(jupytext_notebook(path.read_text()), tmp_path, {}, str(path))

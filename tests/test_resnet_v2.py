@@ -13,15 +13,38 @@ from torch import nn
 
 from labml_style_src.resnet_v1.resnet import stage_shapes
 from labml_style_src.resnet_v2.activation_variants import (
-    ACTIVATION_VARIANTS, ActivationVariantUnit, check_never_decreasing, measure)
+    ACTIVATION_VARIANTS,
+    ActivationVariantUnit,
+    check_never_decreasing,
+    measure,
+)
 from labml_style_src.resnet_v2.keras_resnet50v2 import (
-    Block2, check_where_map_halves, keras_counts, resnet_v2_keras)
+    Block2,
+    check_where_map_halves,
+    keras_counts,
+    resnet_v2_keras,
+)
 from labml_style_src.resnet_v2.preact_resnet import (
-    PreActBottleneck, check_units_per_stage, param_breakdown, preact_cifar_resnet)
+    PreActBottleneck,
+    check_units_per_stage,
+    param_breakdown,
+    preact_cifar_resnet,
+)
 from labml_style_src.resnet_v2.propagation import (
-    check_shortcut_factor, forward_all, grad_decomposition, make_stack, sample_input, shortcut_only_factor)
+    check_shortcut_factor,
+    forward_all,
+    grad_decomposition,
+    make_stack,
+    sample_input,
+    shortcut_only_factor,
+)
 from labml_style_src.resnet_v2.shortcut_variants import (
-    SHORTCUT_VARIANTS, ShortcutVariantUnit, check_gate_gain, shortcut_path_gain, shortcut_variant)
+    SHORTCUT_VARIANTS,
+    ShortcutVariantUnit,
+    check_gate_gain,
+    shortcut_path_gain,
+    shortcut_variant,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]

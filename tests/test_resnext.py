@@ -14,14 +14,39 @@ from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import from_torchvision
 from labml_style_src.resnext.add_pitfall import (
-    PAIRS, TORCH_MESSAGE, SeedBlock, buggy_model, check_add_shapes, seed_stack, tiny_task, trace_adds)
+    PAIRS,
+    TORCH_MESSAGE,
+    SeedBlock,
+    buggy_model,
+    check_add_shapes,
+    seed_stack,
+    tiny_task,
+    trace_adds,
+)
 from labml_style_src.resnext.aggregated import (
-    TABLE_2, AggregatedBlock, SplitTransformMerge, block_cost, check_bottleneck_width)
+    TABLE_2,
+    AggregatedBlock,
+    SplitTransformMerge,
+    block_cost,
+    check_bottleneck_width,
+)
 from labml_style_src.resnext.resnext_nets import (
-    CIFAR_WIDTHS, IMAGENET_WIDTHS, Template, check_resnext29_widths, meta_model,
-    randomize_bn_stats, resnext, resnext29)
+    CIFAR_WIDTHS,
+    IMAGENET_WIDTHS,
+    Template,
+    check_resnext29_widths,
+    meta_model,
+    randomize_bn_stats,
+    resnext,
+    resnext29,
+)
 from labml_style_src.resnext.three_forms import (
-    EarlyConcat, GroupedConv, check_group_slice, to_early_concat, to_grouped)
+    EarlyConcat,
+    GroupedConv,
+    check_group_slice,
+    to_early_concat,
+    to_grouped,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
