@@ -16,14 +16,22 @@ DEVICES = [
 IDS = [f"{p.chapter}.{p.name}" for p in PAGES]
 
 
+# Every test starts from seed 0, whatever the previous test did to the global RNGs (conftest's
+# `isolated_rng`): both runs draw the seed-0 numbers first, then leave a different state behind.
+@pytest.mark.parametrize("leave_behind", [123, 456])
+def test_each_test_starts_from_seed_0(leave_behind):
+    assert torch.equal(torch.rand(3), torch.rand(3, generator=torch.Generator().manual_seed(0)))
+    torch.manual_seed(leave_behind)
+
+
 # A page is a program: `runpy` with `__name__ == "__main__"`, as `python -m labml_style_src.<chapter>.<page>` does.
-# It runs in a temporary folder, so files it writes land there.
+# It runs in a temporary folder, so files it writes land there; the RNG state it leaves behind is
+# restored after it (conftest's `isolated_rng`).
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_page_runs_as_program(page, device, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RESNET_DEVICE", device)
-    monkeypatch.setattr(torch, "manual_seed", torch.manual_seed)  # pages may seed; nothing else leaks between tests
     start = time.perf_counter()
     runpy.run_path(str(page.path), run_name="__main__")
     TIMINGS[f"program   {device}  {page.chapter}/{page.name}"] = time.perf_counter() - start
