@@ -7,7 +7,9 @@ import time
 import nbformat
 import pytest
 import torch
-from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, literate, run_notebook
+
+from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, run_notebook, source
+from site_render.notebook import notebook_json
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),
@@ -50,7 +52,7 @@ def test_page_runs_as_notebook(page, device, tmp_path):
 # the code it needs from other pages must be inlined in it.
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_downloaded_notebook_is_self_contained(page, tmp_path):
-    notebook = nbformat.reads(literate.notebook_json(page.path), as_version=4)
+    notebook = nbformat.reads(notebook_json(page.path), as_version=4)
     nbformat.validate(notebook)
     guard = nbformat.v4.new_code_cell(
         "import importlib.util, sys\n"
@@ -101,7 +103,7 @@ WIDTH_CASES = [pytest.param(page, id=i, marks=pytest.mark.xfail(
 
 @pytest.mark.parametrize("page", WIDTH_CASES)
 def test_code_lines_fit_the_code_column(page):
-    cells = literate.split_cells(page.path.read_text(encoding="utf-8"), page.path)
+    cells = source.split_cells(page.path.read_text(encoding="utf-8"), page.path)
     too_long = [f"{page.path.name}:{cell.start + i}: {len(line)} characters"
                 for cell in cells if cell.kind == "code"
                 for i, line in enumerate(cell.lines)
