@@ -11,23 +11,55 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from labml_style_src.paper_tables import (
-    RESNEXT_TABLE1, RESNEXT_TABLE2_BLOCK_GFLOPS, RESNEXT_TABLE2_BLOCK_PARAMS,
-    RESNEXT_TABLE2_WIDTH, RESNEXT_TABLE3_TOP1, RESNEXT_TABLE7_CIFAR)
+    RESNEXT_TABLE1,
+    RESNEXT_TABLE2_BLOCK_GFLOPS,
+    RESNEXT_TABLE2_BLOCK_PARAMS,
+    RESNEXT_TABLE2_WIDTH,
+    RESNEXT_TABLE3_TOP1,
+    RESNEXT_TABLE7_CIFAR,
+)
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, from_torchvision, resnet
 from labml_style_src.resnext.add_pitfall import (
-    PAIRS, TORCH_MESSAGE, TutorialBlock, buggy_model, check_add_shapes, tiny_task, trace_adds,
-    tutorial_stack)
+    PAIRS,
+    TORCH_MESSAGE,
+    TutorialBlock,
+    buggy_model,
+    check_add_shapes,
+    tiny_task,
+    trace_adds,
+    tutorial_stack,
+)
 from labml_style_src.resnext.aggregated import (
-    AggregatedBlock, SplitTransformMerge, block_cost, check_bottleneck_width)
+    AggregatedBlock,
+    SplitTransformMerge,
+    block_cost,
+    check_bottleneck_width,
+)
 from labml_style_src.resnext.paper_numbers import (
-    block_costs, block_group, check_downsampling_block_macs, ten_crop_probs)
+    block_costs,
+    block_group,
+    check_downsampling_block_macs,
+    ten_crop_probs,
+)
 from labml_style_src.resnext.resnext_nets import (
-    CIFAR_WIDTHS, IMAGENET_WIDTHS, Template, check_stage_weights, meta_model,
-    randomize_bn_stats, resnext, resnext29)
+    CIFAR_WIDTHS,
+    IMAGENET_WIDTHS,
+    Template,
+    check_stage_weights,
+    meta_model,
+    randomize_bn_stats,
+    resnext,
+    resnext29,
+)
 from labml_style_src.resnext.three_forms import (
-    EarlyConcat, GroupedConv, check_from_grouped, to_early_concat, to_grouped)
+    EarlyConcat,
+    GroupedConv,
+    check_from_grouped,
+    to_early_concat,
+    to_grouped,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 AT_224 = (1, 3, 224, 224)  # one ImageNet-sized image, for counting multiply-adds

@@ -21,7 +21,6 @@ from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 
-
 # %% [markdown]
 # ## Keras' BatchNormalization
 #

@@ -222,7 +222,7 @@ if __name__ == "__main__":
     model = buggy_model(add=torch.add).to(DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
-    for step in range(20):
+    for _step in range(20):
         idx = torch.randint(0, len(x), (32,), device=DEVICE)
         loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()

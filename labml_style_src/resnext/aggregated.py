@@ -19,11 +19,18 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
-    RESNEXT_TABLE2_BLOCK_GFLOPS, RESNEXT_TABLE2_BLOCK_PARAMS, RESNEXT_TABLE2_WIDTH,
-    RESNEXT_TABLE3_TOP1)
+    RESNEXT_TABLE2_BLOCK_GFLOPS,
+    RESNEXT_TABLE2_BLOCK_PARAMS,
+    RESNEXT_TABLE2_WIDTH,
+    RESNEXT_TABLE3_TOP1,
+)
 from labml_style_src.resnet_v1.bottleneck import count_macs
 from labml_style_src.resnet_v1.residual_block import (
-    conv1x1, conv3x3, n_params, residual_add)
+    conv1x1,
+    conv3x3,
+    n_params,
+    residual_add,
+)
 
 # %% [markdown]
 # ## One path $\mathcal{T}_i$
