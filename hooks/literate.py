@@ -19,6 +19,7 @@ for _name in [n for n in sys.modules if n == "site_render" or n.startswith("site
     del sys.modules[_name]
 
 from site_render import mkdocs_glue  # noqa: E402
+from site_render.languages import Language  # noqa: E402
 from site_render.pages import Page, discover  # noqa: E402
 from site_render.notebook import notebook_json  # noqa: E402
 from site_render.source import ROOT  # noqa: E402
@@ -26,19 +27,24 @@ from site_render.source import ROOT  # noqa: E402
 TESTS = ROOT / "tests"
 _site: list[tuple[str, list[Page]]] = []
 _tests: list[Path] = []
+_lang = Language()
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Navigation: the hand-written pages, then each chapter's pages in reading order, then the test pages."""
-    global _site, _tests
-    _site = discover()
+    """The build's language (`theme.language`: en, or ja / zh from mkdocs.ja.yml / mkdocs.zh.yml), then the
+    navigation: the hand-written pages, each chapter's pages in reading order, the test pages; all in that language."""
+    global _site, _tests, _lang
+    _lang = Language(config.theme["language"])
+    _site = [(_lang.ui(title), [_lang.page(p) for p in pages]) for title, pages in discover()]
     _tests = sorted(TESTS.glob("test_*.py"))
-    nav = list(config["nav"] or [])
+    config.site_name = _lang.ui(config.site_name)
+    config.site_description = _lang.ui(config.site_description)
+    nav = [{_lang.ui(k): v for k, v in item.items()} if isinstance(item, dict) else item for item in config.nav or []]
     for title, pages in _site:
         if pages:
             nav.append({title: [{p.title: p.uri} for p in pages]})
-    nav.append({"Tests (the proofs)": [{t.name: f"tests/{t.stem}.md"} for t in _tests]})
-    config["nav"] = nav
+    nav.append({_lang.ui("Tests (the proofs)"): [{t.name: f"tests/{t.stem}.md"} for t in _tests]})
+    config.nav = nav
     return config
 
 
@@ -46,13 +52,25 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for _, pages in _site:
         for page in pages:
-            files.append(File.generated(config, page.uri, content=mkdocs_glue.page_markdown(page)))
-            # a real File under the repository root: mkdocs-jupyter reads the source from `abs_src_path`
-            files.append(File(page.notebook_uri, str(ROOT), config["site_dir"], config["use_directory_urls"]))
-            files.append(File.generated(config, page.ipynb_uri, content=notebook_json(page.path)))
+            files.append(File.generated(config, page.uri, content=mkdocs_glue.page_markdown(page, lang=_lang)))
+            # a real File: mkdocs-jupyter reads the source from `abs_src_path`
+            views = str(mkdocs_glue.view_source(page, _lang))
+            files.append(File(page.notebook_uri, views, config["site_dir"], config["use_directory_urls"]))
+            files.append(File.generated(config, page.ipynb_uri, content=notebook_json(page.path, lang=_lang)))
     for path in _tests:
-        files.append(File.generated(config, f"tests/{path.stem}.md", content=mkdocs_glue.test_page_markdown(path)))
+        markdown = mkdocs_glue.test_page_markdown(path, _lang)
+        files.append(File.generated(config, f"tests/{path.stem}.md", content=markdown))
     return files
+
+
+def on_page_markdown(markdown: str, page: MkDocsPage, config: MkDocsConfig, files: Files) -> str:
+    """Hand-written pages (docs/*.md) in the build's language, block by block."""
+    if page.file.generated_by or page.file.abs_src_path is None:
+        return markdown
+    src = Path(page.file.abs_src_path)
+    if not src.is_relative_to(Path(config.docs_dir)):
+        return markdown
+    return _lang.doc(markdown, page.meta, Path(page.file.src_uri).with_suffix("").as_posix())
 
 
 def on_page_content(html: str, page: MkDocsPage, config: MkDocsConfig, files: Files) -> str:
@@ -60,6 +78,6 @@ def on_page_content(html: str, page: MkDocsPage, config: MkDocsConfig, files: Fi
     source = next((p for _, ps in _site for p in ps if p.notebook_uri == page.file.src_uri), None)
     if source is None:
         return html
-    page.title = f"{source.title} (notebook)"
+    page.title = _lang.ui("{title} (notebook)", title=source.title)
     page.meta["description"] = source.description
-    return mkdocs_glue.notebook_view_html(html, source, page.file.url, files)
+    return mkdocs_glue.notebook_view_html(html, source, page.file.url, files, _lang)

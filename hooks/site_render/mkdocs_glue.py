@@ -7,12 +7,14 @@ import ast
 import json
 import posixpath
 import re
+from pathlib import Path
 
 from mkdocs.structure.files import Files
 from mkdocs.utils import get_relative_url
 
+from .languages import Language
 from .pages import PACKAGE, Page
-from .source import render, test_anchors
+from .source import ROOT, render, test_anchors
 
 
 def _link(target_uri: str, from_uri: str) -> str:
@@ -20,21 +22,42 @@ def _link(target_uri: str, from_uri: str) -> str:
     return posixpath.relpath(target_uri, posixpath.dirname(from_uri))
 
 
-def page_markdown(page: Page, outputs: dict[int, str] | None = None) -> str:
+def page_markdown(page: Page, outputs: dict[int, str] | None = None, lang: Language | None = None) -> str:
+    """The side-by-side page in `lang`: its notes translated block by block, its code as it is."""
+    lang = lang or Language()
     # Markdown links, so `mkdocs build --strict` checks them.
-    bar = (f'[Notebook view]({_link(page.notebook_uri, page.uri)}){{ .lb-view }} '
-           f'[Download .ipynb]({_link(page.ipynb_uri, page.uri)}){{ .lb-view download="{page.name}.ipynb" }} '
-           f'Run it as a program: `python -m {PACKAGE}.{page.chapter}.{page.name}`\n{{ .lb-views }}\n\n')
+    bar = (f'[{lang.ui("Notebook view")}]({_link(page.notebook_uri, page.uri)}){{ .lb-view }} '
+           f'[{lang.ui("Download .ipynb")}]({_link(page.ipynb_uri, page.uri)}){{ .lb-view download="{page.name}.ipynb" }} '
+           f'{lang.ui("Run it as a program:")} `python -m {PACKAGE}.{page.chapter}.{page.name}`\n{{ .lb-views }}\n\n')
     front = json.dumps({"title": page.title, "description": page.description, "hide": ["toc"]})
-    return f"---\n{front}\n---\n\n{bar}{render(page.path, outputs=outputs)}"
+    body = render(page.path, outputs=outputs, translate=lang.page_translator(page), ui=lang.ui)
+    return f"---\n{front}\n---\n\n{bar}{body}"
 
 
-def test_page_markdown(path) -> str:
+def view_source(page: Page, lang: Language) -> Path:
+    """The folder mkdocs-jupyter reads the notebook view from: the repository in English; in another language a
+    copy of the source with its markdown cells translated (`.cache/<lang>/views/labml_style_src/...`)."""
+    if lang.english:
+        return ROOT
+    views = ROOT / ".cache" / lang.code / "views"
+    target = views / page.notebook_uri
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = lang.source_text(page.path, page.chapter)
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+    return views
+
+
+def test_page_markdown(path, lang: Language | None = None) -> str:
+    """A test file as a page. Test code is not translated: in another language a one-line note says so."""
+    lang = lang or Language()
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or f"The tests in {path.name}."
     front = json.dumps({"title": path.name, "description": doc.splitlines()[0], "hide": ["toc"]})
-    intro = (f"# `tests/{path.name}`\n\nRun these checks yourself: `make test`, or just this file: "
-             f"`.venv/bin/python -m pytest tests/{path.name} -q`.\n\n")
-    return f"---\n{front}\n---\n\n{intro}{render(path, test_anchors(path), percent=False)}"
+    note = "" if lang.english else f"*{lang.ui('This page is the test code itself; it is the same in every language.')}*\n\n"
+    run = lang.ui("Run these checks yourself: `make test`, or just this file: `{command}`.",
+                  command=f".venv/bin/python -m pytest tests/{path.name} -q")
+    intro = f"# `tests/{path.name}`\n\n{note}{run}\n\n"
+    return f"---\n{front}\n---\n\n{intro}{render(path, test_anchors(path), percent=False, ui=lang.ui)}"
 
 
 # mkdocs-jupyter's template loads MathJax (an empty or CDN `src`) and, for diagrams, mermaid from a CDN.
@@ -44,7 +67,7 @@ _CDN_SCRIPTS = re.compile(r'<script[^>]*\bsrc="(?:https?://[^"]*)?"[^>]*>\s*</sc
 _RELATIVE = re.compile(r'(href|src)="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]*)(#[^"]*)?"')
 
 
-def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files) -> str:
+def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files, lang: Language | None = None) -> str:
     """A notebook view's content: no CDN scripts (KaTeX is ours), links to the other views, and relative links
     (written in the source for its side-by-side page `<chapter>/<name>.md`) re-aimed from the view's own URL."""
     def url(src_uri: str) -> str:
@@ -56,6 +79,8 @@ def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files
         return f'{attr}="{url(posixpath.normpath(posixpath.join(source.chapter, target)))}{anchor}"'
 
     html_text = _RELATIVE.sub(rebase, _CDN_SCRIPTS.sub("", html_text))
-    bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">Side-by-side view</a> '
-           f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">Download .ipynb</a></p>')
+    lang = lang or Language()
+    bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">{lang.ui("Side-by-side view")}</a> '
+           f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">'
+           f'{lang.ui("Download .ipynb")}</a></p>')
     return bar + html_text
