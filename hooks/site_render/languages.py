@@ -248,15 +248,17 @@ class Problem:
         return f"{self.file}: {self.kind}: {first[:90]}"
 
 
-def problems(language: str, root: Path = TRANSLATIONS) -> list[Problem]:
+def problems(language: str, root: Path = TRANSLATIONS,
+             files: dict[str, Callable[[], list[str]]] | None = None) -> list[Problem]:
     """Every block of `language` that the site would show in English: missing (no translation yet), stale (the
-    English changed since it was translated) — and every entry no English block uses any more (run `sync`)."""
+    English changed since it was translated) — and every entry no English block uses any more (run `sync`).
+    `files` defaults to every translation file of the site (`translation_files`)."""
     out = []
-    for rel_path, units in translation_files().items():
+    for rel_path, units in (files or translation_files()).items():
         path = root / language / rel_path
         entries = load(path)
         by_hash = {e["hash"]: e for e in entries}
-        shown = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+        shown = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path.relative_to(root.parent))
         current = {key(u) for u in units()}
         has_orphans = any(e["hash"] not in current for e in entries)
         for unit in dict.fromkeys(units()):
@@ -383,3 +385,81 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text, quote=False)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Quality checks of a translated block (scripts/translations.py check, tests/test_languages.py)
+# --------------------------------------------------------------------------------------------------------------
+
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+_CODE = re.compile(r"`[^`\n]+`")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def invariants(text: str) -> dict[str, set[str]]:
+    """What a translation must keep exactly: math spans, `code` spans, link targets, and the numbers of the prose
+    (outside math, code and link targets). Compared as sets: order and repetition may change with the language."""
+    math = set(_MATH.findall(text))
+    rest = _MATH.sub(" ", text)
+    code = set(_CODE.findall(rest))
+    rest = _CODE.sub(" ", rest)
+    links = set(_LINK.findall(rest))
+    rest = _LINK.sub("] ", rest)
+    numbers = {n.replace(",", "") for n in _NUMBER.findall(rest)}
+    return {"math": math, "code": code, "links": links, "numbers": numbers}
+
+
+def quote_lines(english: str) -> list[str]:
+    """The lines of a paper quote (`> "…" — Author year, §x`): kept verbatim in every translation."""
+    return [line for line in english.splitlines() if line.startswith(">")]
+
+
+def prose(text: str) -> str:
+    """The words of a block, without math, code spans and link targets (where glossary terms are looked for)."""
+    return _LINK.sub("] ", _CODE.sub(" ", _MATH.sub(" ", text)))
+
+
+def load_glossary(path: Path = GLOSSARY) -> list[dict]:
+    import yaml
+
+    terms = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for term in terms:
+        term["regex"] = re.compile(rf"\b(?:{term.get('match') or re.escape(term['en'])})\b", re.I)
+    return terms
+
+
+def block_problems(english: str, text: str, code: str, glossary: list[dict]) -> list[str]:
+    """What is wrong with one translated block: invariants that differ, a quote line not kept verbatim, a
+    glossary term not used, a rejected variant used."""
+    out = []
+    want, got = invariants(english), invariants(text)
+    for kind in want:
+        if want[kind] != got[kind]:
+            lost, added = sorted(want[kind] - got[kind]), sorted(got[kind] - want[kind])
+            out.append(f"{kind} differ from the English: missing {lost}, added {added}")
+    lines = text.splitlines()
+    out += [f"quote line not kept verbatim: {line!r}" for line in quote_lines(english) if line not in lines]
+    words = prose(english)
+    for term in glossary:
+        if term.get(code) and term["regex"].search(words) and term[code] not in text:
+            out.append(f"the English says {term['regex'].search(words)[0]!r}: use the glossary's {term[code]!r}")
+        accepted_removed = text.replace(term[code], "") if term.get(code) else text  # 前活性化 inside 事前活性化
+        for variant in term.get("reject", {}).get(code, []):
+            if variant in accepted_removed:
+                out.append(f"rejected variant {variant!r} for {term['en']!r}: use {term.get(code)!r}")
+    return out
+
+
+def quality(language: str, root: Path = TRANSLATIONS) -> list[str]:
+    """`file: block: problem` for every current translation of `language` that breaks a rule above."""
+    glossary = load_glossary()
+    out = []
+    for rel_path in translation_files():
+        path = root / language / rel_path
+        for entry in load(path):
+            if entry["text"].strip() and key(entry.get("en", "")) == entry["hash"]:
+                first = entry["en"].strip().splitlines()[0][:60]
+                out += [f"{path.relative_to(root)}: {first}: {p}"
+                        for p in block_problems(entry["en"], entry["text"], language, glossary)]
+    return out

@@ -27,7 +27,8 @@ def page_markdown(page: Page, outputs: dict[int, str] | None = None, lang: Langu
     lang = lang or Language()
     # Markdown links, so `mkdocs build --strict` checks them.
     bar = (f'[{lang.ui("Notebook view")}]({_link(page.notebook_uri, page.uri)}){{ .lb-view }} '
-           f'[{lang.ui("Download .ipynb")}]({_link(page.ipynb_uri, page.uri)}){{ .lb-view download="{page.name}.ipynb" }} '
+           f'[{lang.ui("Download .ipynb")}]({_link(page.ipynb_uri, page.uri)})'
+           f'{{ .lb-view download="{page.name}.ipynb" }} '
            f'{lang.ui("Run it as a program:")} `python -m {PACKAGE}.{page.chapter}.{page.name}`\n{{ .lb-views }}\n\n')
     front = json.dumps({"title": page.title, "description": page.description, "hide": ["toc"]})
     body = render(page.path, outputs=outputs, translate=lang.page_translator(page), ui=lang.ui)
@@ -53,7 +54,8 @@ def test_page_markdown(path, lang: Language | None = None) -> str:
     lang = lang or Language()
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or f"The tests in {path.name}."
     front = json.dumps({"title": path.name, "description": doc.splitlines()[0], "hide": ["toc"]})
-    note = "" if lang.english else f"*{lang.ui('This page is the test code itself; it is the same in every language.')}*\n\n"
+    same = lang.ui("This page is the test code itself; it is the same in every language.")
+    note = "" if lang.english else f"*{same}*\n\n"
     run = lang.ui("Run these checks yourself: `make test`, or just this file: `{command}`.",
                   command=f".venv/bin/python -m pytest tests/{path.name} -q")
     intro = f"# `tests/{path.name}`\n\n{note}{run}\n\n"
