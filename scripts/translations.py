@@ -38,13 +38,16 @@ def sync(codes: list[str], only: str | None = None) -> None:
 
 
 def check(codes: list[str], only: str | None = None) -> int:
-    found = [p for code in codes for p in languages.problems(code)
-             if not only or p.file.endswith(f"/{code}/{only}") or p.file.endswith(only)]
+    found = [p for code in codes for p in languages.problems(code) if not only or p.file.endswith(only)]
     for problem in found:
         print(problem)
+    broken = [line for code in codes for line in languages.quality(code) if not only or only in line]
+    for line in broken:
+        print(f"translations/{line}")
+    found += broken
     if found:
-        files = sorted({p.file for p in found})
-        print(f"\n{len(found)} block(s) to translate or update in {len(files)} file(s). "
+        files = sorted({str(p).split(":")[0] for p in found})
+        print(f"\n{len(found)} block(s) to translate, update or fix in {len(files)} file(s). "
               "Run `python scripts/translations.py sync`, fill each empty `text:`, then check again.")
     else:
         print("every block is translated and current")
