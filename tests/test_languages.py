@@ -16,7 +16,6 @@ import time
 import nbformat
 import pytest
 from test_site import Visit
-from test_site import browser as _browser  # noqa: F401  (registers the `browser` fixture of the English tests)
 
 from conftest import ARTIFACTS, ROOT
 from site_render import languages

@@ -298,9 +298,9 @@ class Language:
         text = english if self.english else (self.site.get(english) or english)
         return text.format(**fields) if fields else text
 
-    def text(self, english: str, catalog: Catalog) -> str:
+    def text(self, english: str, catalog: Catalog, anchors: bool = True) -> str:
         """Markdown translated block by block; a block without a current translation stays English, under a
-        visible pending note (`<div class="lb-pending" lang="en">`)."""
+        visible pending note (`<div class="lb-pending" lang="en">`). Headings keep their English anchors."""
         if self.english:
             return english
         out, pending = [], []
@@ -320,6 +320,8 @@ class Language:
                 pending.append(piece)  # code between pending paragraphs stays inside the English part
             else:
                 flush()
+                if translated is not None and anchors:
+                    translated = same_anchor(piece, translated)
                 out.append(translated if translated is not None else piece)
         flush()
         return "\n\n".join(out)
@@ -328,7 +330,8 @@ class Language:
         """As `text`, for a notebook's markdown cell: the pending note is an italic line (no HTML)."""
         if self.english:
             return english
-        return _NOTE_DIV.sub(lambda m: f"*{m['note']}*\n\n{m['body']}", self.text(english, catalog))
+        marked = self.text(english, catalog, anchors=False)  # no attr_list in a notebook
+        return _NOTE_DIV.sub(lambda m: f"*{m['note']}*\n\n{m['body']}", marked)
 
     def plain(self, english: str, catalog: Catalog) -> str:
         """Block by block, the translation or else the English, with no note (titles, descriptions)."""
@@ -375,6 +378,20 @@ class Language:
         if meta.get("description"):
             meta["description"] = catalog.get(meta["description"]) or meta["description"]
         return self.text(markdown, catalog)
+
+
+_HEADING = re.compile(r"^(#{1,6}) +(?P<title>[^\n]+?)\s*$")
+
+
+def same_anchor(english: str, translated: str) -> str:
+    """A translated heading keeps the English heading's anchor (`{ #slug }`, attr_list), so that links to a
+    section (`page.md#exercises`) work in every language and an instructor's link names the same section."""
+    heading, match = _HEADING.match(english), _HEADING.match(translated)
+    if not heading or not match or "{" in match["title"]:
+        return translated
+    from markdown.extensions.toc import slugify
+
+    return f"{translated} {{ #{slugify(heading['title'], '-')} }}"
 
 
 _NOTE_DIV = re.compile(r'<div class="lb-pending" lang="en" markdown>\n<p class="lb-pending-note" lang="[^"]+">'
