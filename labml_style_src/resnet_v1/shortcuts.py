@@ -25,6 +25,7 @@ import torch.nn.functional as Fn  # not `F`: on this site `F` is the residual br
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection
 
 # %% [markdown]
@@ -117,6 +118,16 @@ if __name__ == "__main__":
         print(f"  {name}     {n_params(make(16, 32, 2)):6d}   {n_params(make(32, 32, 1)):6d}")
     assert [n_params(make(16, 32, 2)) for make in SHORTCUTS.values()] == [0, 16 * 32 + 2 * 32, 16 * 32 + 2 * 32]
     assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [0, 0, 32 * 32 + 2 * 32]
+
+# %%
+if __name__ == "__main__":
+    # Each option in a 16→32 block and a 32→32 block, drawn from the code: A subsamples and
+    # pads, B projects only where the shape changes, C projects in both blocks.
+    def two_blocks(make):
+        return nn.Sequential(BasicBlock(16, 32, 2, make), BasicBlock(32, 32, 1, make))
+
+    draw({f"option {name}": two_blocks(make) for name, make in SHORTCUTS.items()},
+         torch.zeros(1, 16, 32, 32))
 
 # %% [markdown]
 # ## Outputs
