@@ -130,9 +130,8 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    # The two blocks as the code builds them (the paper's Fig. 2, with BN), drawn by
-    # running them on `x`: $W_s$ where the shape changes, the identity where it does
-    # not.
+    # The two blocks, drawn by running them on `x` (the paper's Fig. 2, with BN): a
+    # projection $W_s$ where the shape changes, the identity where it does not.
     draw(nn.Sequential(down, keep), x,
          title="BasicBlock(64, 128, stride=2), then BasicBlock(128, 128)")
 

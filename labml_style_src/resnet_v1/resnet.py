@@ -212,11 +212,10 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    # The paper's Fig. 3 drawn from the code: ResNet-34 beside plain-34, the same
-    # network built from blocks that leave the shortcut out (the [ablation
-    # page](../ablation/degradation.md) trains such plain nets). As in the figure BN and
-    # ReLU are left out; equal blocks in a row are drawn once, marked ×n. On the meta
-    # device: shapes only, no compute.
+    # The paper's Fig. 3 drawn from the code: ResNet-34 beside plain-34, the same net
+    # built from blocks without the shortcut (trained on the
+    # [ablation page](../ablation/degradation.md)). BN and ReLU are left out as in the
+    # figure; equal blocks in a row are drawn once, ×n. On the meta device: no compute.
     class PlainBlock(BasicBlock):
         def forward(self, x):
             return self.relu(self.F(x))  # σ(F(x)): no shortcut

@@ -66,7 +66,7 @@ class ActivationVariantUnit(nn.Module):
 
 # %%
 if __name__ == "__main__":
-    # The five units of Fig. 4, drawn from `ActivationVariantUnit`: the same layers in
+    # The five units of Fig. 4, drawn from `ActivationVariantUnit`: one set of layers in
     # five orders.
     units = {f"({letter}) {name.replace('_', ' ')}": ActivationVariantUnit(16, name)
              for letter, name in zip("abcde", ACTIVATION_VARIANTS)}

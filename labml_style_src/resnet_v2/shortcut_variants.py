@@ -136,9 +136,8 @@ class ShortcutVariantUnit(nn.Module):
 
 # %%
 if __name__ == "__main__":
-    # The six units of Fig. 2, drawn from `ShortcutVariantUnit` with their default
-    # settings: what each one does to the shortcut (and, for gating and scaling, to
-    # $F$).
+    # The six units of Fig. 2, drawn from `ShortcutVariantUnit` with default settings:
+    # what each does to the shortcut (and, when it gates or scales, to $F$).
     units = {f"({letter}) {name.replace('_', ' ')}": ShortcutVariantUnit(16, name)
              for letter, name in zip("abcdef", SHORTCUT_VARIANTS)}
     draw(units, torch.zeros(1, 16, 8, 8), per_row=3)

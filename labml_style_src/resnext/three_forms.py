@@ -90,9 +90,8 @@ class GroupedConv(nn.Module):
 
 # %%
 if __name__ == "__main__":
-    # Fig. 3 drawn from the three modules, with 4 paths of width 4 instead of 32 so that
-    # it stays small: (a) sums the paths, (b) concatenates them before one 1×1, (c)
-    # groups the 3×3.
+    # Fig. 3 drawn from the three modules, with 4 paths of width 4 (not 32) to keep it
+    # small: (a) sums the paths, (b) concatenates them for one 1×1, (c) groups the 3×3.
     draw({"(a) split, transform, sum": SplitTransformMerge(256, 4, 4, 256),
           "(b) early concatenation": EarlyConcat(256, 4, 4, 256),
           "(c) grouped convolution": GroupedConv(256, 4, 4, 256)},
