@@ -16,7 +16,6 @@ from collections import Counter
 import nbformat
 import pytest
 import torch
-from conftest import PAGES, literate, run_notebook
 from torch import nn
 
 from labml_style_src.diagrams import INSTALL, draw, graphviz_available, to_svg, trace
@@ -24,13 +23,13 @@ from labml_style_src.resnet_v1.bottleneck import Bottleneck
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1
 from labml_style_src.resnet_v1.resnet import TABLE_1, ResNet, resnet
 from labml_style_src.resnet_v1.shortcuts import SHORTCUTS
-from labml_style_src.resnet_v2.activation_variants import (
-    ACTIVATION_VARIANTS,
-    ActivationVariantUnit,
-)
+from labml_style_src.resnet_v2.activation_variants import ACTIVATION_VARIANTS, ActivationVariantUnit
 from labml_style_src.resnet_v2.keras_resnet50v2 import stack2
 from labml_style_src.resnext.aggregated import SplitTransformMerge
 from labml_style_src.resnext.three_forms import EarlyConcat, GroupedConv
+
+from conftest import PAGES, run_notebook
+from site_render.notebook import notebook_json
 
 HAS_GRAPHVIZ = shutil.which("dot") is not None and importlib.util.find_spec("graphviz") is not None
 needs_graphviz = pytest.mark.skipif(not HAS_GRAPHVIZ, reason="Graphviz (`dot` and the graphviz package) is "
@@ -214,7 +213,7 @@ def test_missing_graphviz_prints_one_line(missing, monkeypatch, capsys):
 @pytest.mark.parametrize("dot", ["present", "missing"])
 def test_downloaded_notebook_draws_or_says_why_not(dot, tmp_path):
     page = next(p for p in PAGES if p.name == "residual_block")
-    notebook = nbformat.reads(literate.notebook_json(page.path), as_version=4)
+    notebook = nbformat.reads(notebook_json(page.path), as_version=4)
     env = {"RESNET_DEVICE": "cpu", "PYTHONPATH": ""}
     if dot == "missing":
         env["PATH"] = os.path.dirname(sys.executable)

@@ -140,7 +140,7 @@ if __name__ == "__main__":
     # what each does to the shortcut (and, when it gates or scales, to $F$).
     units = {f"({letter}) {name.replace('_', ' ')}": ShortcutVariantUnit(16, name)
              for letter, name in zip("abcdef", SHORTCUT_VARIANTS)}
-    draw(units, torch.zeros(1, 16, 8, 8), per_row=3)
+    draw(units, torch.zeros(1, 16, 8, 8))
 
 
 # %% [markdown]
