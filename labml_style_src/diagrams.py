@@ -135,13 +135,14 @@ class _Recorder(TorchFunctionMode):
     def leave(self, name, m, args, out):
         if is_layer(m):
             keys = self.inputs.pop()
-            if _key(out) in keys:  # it returned its input: a view gives the output its own key
-                out = out.view_as(out)
+            if isinstance(out, torch.Tensor) and _key(out) in keys:  # it returned its input:
+                out = out.view_as(out)  # a view gives the output a key of its own
             self.depth -= 1
-            if isinstance(m, nn.Identity):  # as the papers draw it: an edge marked "identity"
-                self.bind(out, (self.made[keys[0]][0], "identity"))
-            elif isinstance(m, self.hide):
-                self.bind(out, self.made[keys[0]])
+            source = self.made.get(keys[0]) if keys else None
+            if source and isinstance(m, nn.Identity):  # as the papers draw it: an edge, "identity"
+                self.bind(out, (source[0], "identity"))
+            elif source and isinstance(m, self.hide):
+                self.bind(out, source)
             else:
                 self.add(*layer_label(m), keys, out, sum(p.numel() for p in m.parameters()))
         self.names.pop()
