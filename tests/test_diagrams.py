@@ -18,17 +18,19 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import PAGES, run_notebook
 from labml_style_src.diagrams import INSTALL, draw, graphviz_available, to_svg, trace
 from labml_style_src.resnet_v1.bottleneck import Bottleneck
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1
 from labml_style_src.resnet_v1.resnet import TABLE_1, ResNet, resnet
 from labml_style_src.resnet_v1.shortcuts import SHORTCUTS
-from labml_style_src.resnet_v2.activation_variants import ACTIVATION_VARIANTS, ActivationVariantUnit
+from labml_style_src.resnet_v2.activation_variants import (
+    ACTIVATION_VARIANTS,
+    ActivationVariantUnit,
+)
 from labml_style_src.resnet_v2.keras_resnet50v2 import stack2
 from labml_style_src.resnext.aggregated import SplitTransformMerge
 from labml_style_src.resnext.three_forms import EarlyConcat, GroupedConv
-
-from conftest import PAGES, run_notebook
 from site_render.notebook import notebook_json
 
 HAS_GRAPHVIZ = shutil.which("dot") is not None and importlib.util.find_spec("graphviz") is not None
