@@ -131,13 +131,13 @@ def test_resnet34_and_plain34_fold_by_stage():
 
     x = torch.zeros(1, 3, 224, 224, device="meta")
     with torch.device("meta"):
-        residual, plain = resnet(34), ResNet(PlainBlock, TABLE_1[34].layers)
+        residual, plain = resnet(34), ResNet(PlainBlock, TABLE_1[34].blocks_per_stage)
     hide = (nn.BatchNorm2d, nn.ReLU)
     full = trace(residual, x, hide=hide)
-    assert kinds(full)["⊕"] == sum(TABLE_1[34].layers) and kinds(full)["conv"] == layers(residual, nn.Conv2d)
+    assert kinds(full)["⊕"] == sum(TABLE_1[34].blocks_per_stage) and kinds(full)["conv"] == layers(residual, nn.Conv2d)
     folds = {k: c for g in [trace(residual, x, fold=True, hide=hide)] for n in g.nodes for k, c in n.clusters
              if c.startswith("×")}
-    n2, *later = TABLE_1[34].layers
+    n2, *later = TABLE_1[34].blocks_per_stage
     assert sorted(folds.values()) == sorted([f"×{n2}"] + [f"×{n - 1}" for n in later])
     folded_plain = trace(plain, x, fold=True, hide=hide)
     assert kinds(folded_plain)["⊕"] == 0 and "BN" not in kinds(folded_plain)

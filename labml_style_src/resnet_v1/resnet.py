@@ -240,7 +240,7 @@ if __name__ == "__main__":
             return self.relu(self.F(x))  # σ(F(x)): no shortcut
 
     with torch.device("meta"):
-        nets = {"34-layer plain": ResNet(PlainBlock, TABLE_1[34].layers),
+        nets = {"34-layer plain": ResNet(PlainBlock, TABLE_1[34].blocks_per_stage),
                 "34-layer residual": resnet(34)}
     draw(nets, torch.zeros(1, 3, 224, 224, device="meta"), fold=True,
          hide=(nn.BatchNorm2d, nn.ReLU))

@@ -128,8 +128,8 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    # Each option in a 16→32 block and a 32→32 block, drawn from the code: A subsamples and
-    # pads, B projects only where the shape changes, C projects in both blocks.
+    # Each option in a 16→32 block and a 32→32 block, drawn from the code: A subsamples
+    # and pads, B projects only where the shape changes, C projects in both blocks.
     def two_blocks(make):
         return nn.Sequential(BasicBlock(16, 32, 2, make), BasicBlock(32, 32, 1, make))
 
