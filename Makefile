@@ -10,17 +10,17 @@ LANGUAGES := ja zh
 # `make serve SERVE_LANG=ja` (or zh) serves that language with live reload.
 SERVE_LANG ?= en
 
-.PHONY: serve build preview lint test browser bench bench-train ablation clean translations
+.PHONY: serve build preview lint test browser graphviz bench bench-train ablation clean translations
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
 	touch $@
 
-serve: $(READY)  ## serve one language with live reload: http://127.0.0.1:8000/en/ (SERVE_LANG=ja or zh for the others)
+serve: $(READY) graphviz  ## serve one language with live reload: http://127.0.0.1:8000/en/ (SERVE_LANG=ja or zh for the others)
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000 $(if $(filter-out en,$(SERVE_LANG)),-f mkdocs.$(SERVE_LANG).yml)
 
-build: $(READY)  ## build the static site, every language: site/en, site/ja, site/zh (and site/index.html -> en/)
+build: $(READY) graphviz  ## build the static site, every language: site/en, site/ja, site/zh (and site/index.html -> en/)
 	$(BIN)/mkdocs build --strict
 	for code in $(LANGUAGES); do $(BIN)/mkdocs build --strict -f mkdocs.$$code.yml || exit 1; done
 	cp translations/root-index.html site/index.html
@@ -44,10 +44,17 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; \
 	  else echo "fonts-noto-cjk is missing and cannot be installed here: the ja/zh browser tests will fail"; fi; }
 
+# Diagrams are drawn at build time by Graphviz's `dot` (Debian's graphviz). Installed when missing and we are root.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	  else echo "graphviz (dot) is missing and cannot be installed here: pages print a line instead of each diagram"; fi; }
+
 lint: $(READY)  ## ruff (pyflakes, pycodestyle, bugbear, isort); configured in pyproject.toml
 	$(BIN)/ruff check .
 
-test: $(READY) lint browser  ## lint, then every page run three ways, fidelity tests, the strict build and the browser check
+test: $(READY) lint browser graphviz  ## lint, then every page run three ways, fidelity tests, the strict build and the browser check
 	$(BIN)/python -m pytest
 
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
