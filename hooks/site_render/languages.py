@@ -308,8 +308,10 @@ class Language:
         def flush():
             if pending:
                 note = html_escape(self.ui(PENDING))
+                # the note is left out of the search index (Material's data-search-exclude)
                 out.append(f'<div class="lb-pending" lang="en" markdown>\n<p class="lb-pending-note" '
-                           f'lang="{self.code}">{note}</p>\n\n' + "\n\n".join(pending) + "\n\n</div>")
+                           f'lang="{self.code}" data-search-exclude>{note}</p>\n\n' + "\n\n".join(pending)
+                           + "\n\n</div>")
                 pending.clear()
 
         for piece, translatable in blocks(english):
@@ -367,6 +369,7 @@ class Language:
             if cell.kind == "markdown":
                 body = self.notebook_text(markdown_text(cell), catalog)
                 new = [f"# {line}" if line else "#" for line in body.splitlines()]
+                new += [""] * (len(cell.lines) - len("\n".join(cell.lines).rstrip("\n").splitlines()))
                 lines[cell.start - 1: cell.start - 1 + len(cell.lines)] = new
         return "\n".join(lines) + "\n"
 
@@ -394,7 +397,7 @@ def same_anchor(english: str, translated: str) -> str:
     return f"{translated} {{ #{slugify(heading['title'], '-')} }}"
 
 
-_NOTE_DIV = re.compile(r'<div class="lb-pending" lang="en" markdown>\n<p class="lb-pending-note" lang="[^"]+">'
+_NOTE_DIV = re.compile(r'<div class="lb-pending" lang="en" markdown>\n<p class="lb-pending-note" lang="[^"]+"[^>]*>'
                        r'(?P<note>.*?)</p>\n\n(?P<body>.*?)\n\n</div>', re.S)
 
 
