@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from renderer_fixtures import make_package, write
 
-from conftest import PageError, jupytext_notebook, notebook, run_notebook, source
+from conftest import notebook, outputs, source
 
 SourceError = source.SourceError
 
@@ -55,9 +55,7 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     assert not [l for l in text.splitlines() if l.lstrip().startswith(("from labml_style_src", "import labml_style_src"))]
     nb = nbformat.reads(notebook.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(nb)
-    run = tmp_path / "run"
-    run.mkdir()
-    run_notebook(nb, run, {"PYTHONPATH": ""}, "user.ipynb")
+    outputs.execute(nb, path, {"PYTHONPATH": ""})  # in a new empty folder, checking the package is not importable
     assert nb.cells[-1].outputs[0]["text"].strip() == "3.1416"
 
 
@@ -73,10 +71,3 @@ def test_import_of_a_missing_page_is_an_error(tmp_path):
     make_package(tmp_path, {"user": USER}, ["user"])
     with pytest.raises(SourceError, match=r"imports labml_style_src\.ch\.base"):
         notebook.notebook_text(tmp_path / "labml_style_src" / "ch" / "user.py", root=tmp_path)
-
-
-# A cell that raises: the error names the file and the cell, not just a kernel traceback.
-def test_a_cell_that_raises_names_file_and_cell(tmp_path):
-    path = write(tmp_path, "# %% [markdown]\n# # T\n#\n# d\n\n# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
-    with pytest.raises(PageError, match=r"page\.py: code cell 2 \(starting \"raise ValueError\('boom'\)\"\) raised ValueError: boom"):
-        run_notebook(jupytext_notebook(path.read_text()), tmp_path, {}, str(path))
