@@ -152,11 +152,12 @@ def test_outputs_are_cleaned(tmp_path):
     bar = nbformat.v4.new_output("stream", name="stderr", text="10%\r50%\r100%\n")
     warning = nbformat.v4.new_output("stream", name="stderr", text=(
         f"{ROOT}/lib/m.py:3: UserWarning: something noisy\n  warnings.warn('something noisy')\n"))
-    cell = nbformat.v4.new_code_cell("x", outputs=[stream, bar, warning])
+    widget = nbformat.v4.new_output("display_data", data={outputs.WIDGET: {"model_id": "1"}, "text/plain": "0%|"})
+    cell = nbformat.v4.new_code_cell("x", outputs=[stream, bar, warning, widget])
     nb = nbformat.v4.new_notebook(cells=[cell])
     outputs.clean(nb, run_dir)
     texts = [o.text for o in nb.cells[0].outputs]
-    assert texts == ["red in ./x.csv\n", "100%\n"]  # ANSI gone, path relative, last state of the bar, no warning
+    assert texts == ["red in ./x.csv\n", "100%\n"]  # ANSI gone, path relative, last state of the bar, no warning, no widget
     assert str(ROOT) not in json.dumps(nb) and str(tmp_path) not in json.dumps(nb)
 
 

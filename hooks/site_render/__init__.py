@@ -3,5 +3,6 @@
 source.py       the source format: cells, rows of (note, code), the side-by-side HTML
 pages.py        the site's structure: chapters and pages in reading order, read with `ast`
 notebook.py     the self-contained notebook offered for download (imports from other pages inlined)
-mkdocs_glue.py  the generated Markdown, the notebook views' fix-ups, links between the views
+outputs.py      executing that notebook once (cached by content), clean outputs, outputs as HTML
+mkdocs_glue.py  each page's files (Markdown, notebook view, download, images), links between the views
 """

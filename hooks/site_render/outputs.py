@@ -37,7 +37,7 @@ CACHE = ROOT / ".cache" / "jupyter"
 TIMEOUT = float(os.environ.get("PAGE_TIMEOUT", "120"))  # seconds one page may run, all its cells together
 JOBS = int(os.environ.get("PAGE_JOBS", "2"))  # pages executed at once when the cache misses several
 LONG = 25  # text outputs with more lines than this are collapsed behind an expander
-EXECUTOR = "1"  # part of each cached record: bump it when the way pages are executed changes
+EXECUTOR = "2"  # part of each cached record: bump it when the way pages are executed changes
 
 # Run before the page (and removed from the notebook afterwards): the notebook must not find this project
 # (everything it needs is inlined), and each matplotlib figure shown gets an alt text in its output's metadata.
@@ -153,6 +153,7 @@ def execute(nb, page: Path, env: dict | None = None, standalone: bool = True, ti
 # Clean outputs: no ANSI codes, no paths of the building machine, no warning noise, carriage returns applied
 # --------------------------------------------------------------------------------------------------------------
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
 _WARNING = re.compile(r"^[^\n]*:\d+: \w*Warning: [^\n]*\n(?:[ \t]+[^\n]*\n)?", re.M)
 
 
@@ -197,6 +198,8 @@ def clean(nb, run_dir: Path) -> None:
                     out.text = _WARNING.sub("", out.text)
                 if not out.text.strip():
                     continue
+            elif WIDGET in out.get("data", {}):
+                continue  # a widget's state is not saved with the notebook: its fallback text would be stale
             elif "data" in out:
                 for mime in ("text/plain", "text/html", "image/svg+xml"):
                     if mime in out.data:
@@ -286,7 +289,8 @@ def executed_all(pages: list[Path], cache_dir: Path = CACHE, timeout: float = TI
     if not todo:
         return out
     jobs = max(1, min(jobs, len(todo)))
-    env = {"RESNET_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": ""}  # as a reader's fresh notebook
+    # As a reader's fresh notebook, on the CPU; no progress bars (a bar's last state is a timing, not a result).
+    env = {"RESNET_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": "", "TQDM_DISABLE": "1"}
     if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:  # share the cores between the pages running at once
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     with ThreadPoolExecutor(jobs) as pool:
