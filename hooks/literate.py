@@ -18,7 +18,7 @@ from mkdocs.structure.pages import Page as MkDocsPage
 for _name in [n for n in sys.modules if n == "site_render" or n.startswith("site_render.")]:
     del sys.modules[_name]
 
-from site_render import mkdocs_glue, outputs  # noqa: E402
+from site_render import execute, mkdocs_glue  # noqa: E402
 from site_render.pages import Page, discover  # noqa: E402
 from site_render.source import ROOT  # noqa: E402
 
@@ -45,7 +45,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Each page executed (or taken from the cache), then its files; then the test pages."""
     pages = [page for _, chapter in _site for page in chapter]
-    executed = outputs.executed_all([page.path for page in pages])
+    executed = execute.executed_all([page.path for page in pages])
     for page in pages:
         for file in mkdocs_glue.page_files(page, executed[page.path], config):
             files.append(file)

@@ -16,7 +16,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 # The renderer: the package beside the MkDocs hook (MkDocs puts hooks/ on sys.path while loading the hook).
 sys.path.insert(0, str(ROOT / "hooks"))
-from site_render import notebook, outputs, pages, source  # noqa: E402
+from site_render import execute, notebook, outputs, pages, source  # noqa: E402
 
 PAGES = [page for _, chapter in pages.discover() for page in chapter]
 
@@ -36,11 +36,10 @@ def built_site(tmp_path_factory):
 
 
 def jupytext_notebook(text: str):
+    """A page's own notebook (what Jupyter shows when it opens the source), ready to run."""
     import jupytext
 
-    notebook = jupytext.reads(text, fmt=source.JUPYTEXT)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return notebook
+    return notebook.with_kernel(jupytext.reads(text, fmt=source.JUPYTEXT))
 
 
 TIMINGS: dict[str, float] = {}

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import torch
 
-from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, outputs
+from conftest import PAGES, ROOT, TIMINGS, execute, jupytext_notebook
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),
@@ -36,7 +36,7 @@ def test_page_runs_as_program(page, device, tmp_path, monkeypatch):
 def test_page_runs_as_notebook(page, device, tmp_path):
     notebook = jupytext_notebook(page.path.read_text(encoding="utf-8"))
     env = {"RESNET_DEVICE": device, "PYTHONPATH": str(ROOT)}
-    seconds = outputs.execute(notebook, page.path, env, standalone=False, cwd=tmp_path)
+    seconds = execute.execute(notebook, page.path, env, standalone=False, cwd=tmp_path)
     TIMINGS[f"notebook  {device}  {page.chapter}/{page.name}"] = seconds
 
 
@@ -47,7 +47,7 @@ def test_page_runs_as_notebook(page, device, tmp_path):
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_downloaded_notebook_is_self_contained(page):
     start = time.perf_counter()
-    notebook = outputs.executed(page.path)
+    notebook = execute.executed(page.path)
     TIMINGS[f"download  cpu  {page.chapter}/{page.name}"] = time.perf_counter() - start
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]

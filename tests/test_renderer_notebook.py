@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from renderer_fixtures import make_package, write
 
-from conftest import notebook, outputs, source
+from conftest import execute, notebook, source
 
 SourceError = source.SourceError
 
@@ -55,7 +55,7 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     assert not [l for l in text.splitlines() if l.lstrip().startswith(("from labml_style_src", "import labml_style_src"))]
     nb = nbformat.reads(notebook.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(nb)
-    outputs.execute(nb, path, {"PYTHONPATH": ""})  # in a new empty folder, checking the package is not importable
+    execute.execute(nb, path, {"PYTHONPATH": ""})  # in a new empty folder, checking the package is not importable
     assert nb.cells[-1].outputs[0]["text"].strip() == "3.1416"
 
 
