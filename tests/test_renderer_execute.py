@@ -9,9 +9,9 @@ import sys
 
 import nbformat
 import pytest
-from renderer_fixtures import make_package, write
 
 from conftest import ROOT, execute, jupytext_notebook, notebook, pages
+from renderer_fixtures import make_package, write
 
 PageError = execute.PageError
 TINY = '''
@@ -156,7 +156,8 @@ def test_outputs_are_cleaned(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[cell])
     execute.clean(nb, run_dir)
     texts = [o.text for o in nb.cells[0].outputs]
-    assert texts == ["red in ./x.csv\n", "100%\n"]  # ANSI gone, path relative, last state of the bar, no warning, no widget
+    # ANSI gone, path relative, last state of the bar, no warning, no widget
+    assert texts == ["red in ./x.csv\n", "100%\n"]
     assert str(ROOT) not in json.dumps(nb) and str(tmp_path) not in json.dumps(nb)
 
 

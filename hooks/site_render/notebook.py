@@ -93,7 +93,8 @@ def notebook_text(path: Path, root: Path = ROOT) -> str:
         code, imports = _strip(dep)
         aliases = "\n".join(filter(None, (_aliases(n) for n in imports)))
         body = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in code.splitlines() if not MARKER.match(line)))
-        inlined.append(f"# %%\n{INLINED_PREFIX}{rel(dep)} (its demos left out)\n{body.strip()}\n{aliases}".rstrip() + "\n")
+        head = f"# %%\n{INLINED_PREFIX}{rel(dep)} (its demos left out)"
+        inlined.append(f"{head}\n{body.strip()}\n{aliases}".rstrip() + "\n")
 
     needs = sorted({PIP_NAMES.get(m, m) for m in _third_party(path, order)})
     header = ("# %% [markdown]\n# *This notebook is self-contained: code it takes from other pages of the site is "
