@@ -15,7 +15,7 @@ $(READY): requirements.txt requirements.lock
 serve: $(READY)  ## build and serve the site at http://127.0.0.1:8000, rebuilding on edits
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
-build: $(READY)  ## build the static site into site/
+build: $(READY)  ## build the static site into site/; runs the pages whose code changed (PAGE_JOBS=2, PAGE_TIMEOUT=120 s)
 	$(BIN)/mkdocs build --strict
 
 # The browser test uses Debian's chromium (never a downloaded browser). Installed when missing and we are root.
@@ -40,5 +40,5 @@ bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoad
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
 
-clean:
+clean:  ## the built site, the executed-page cache (.cache: jupyter, views, mkdocs-jupyter), test artifacts
 	rm -rf site .cache test-artifacts .pytest_cache

@@ -12,7 +12,8 @@ import nbformat
 import pytest
 import torch
 
-from conftest import PAGES, ROOT, TIMINGS, execute, jupytext_notebook, pages, source
+from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, pages, source
+from site_render import execute
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),

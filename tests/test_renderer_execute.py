@@ -10,8 +10,9 @@ import sys
 import nbformat
 import pytest
 
-from conftest import ROOT, execute, jupytext_notebook, notebook, pages
+from conftest import ROOT, jupytext_notebook, notebook, pages
 from renderer_fixtures import make_package, write
+from site_render import execute
 
 PageError = execute.PageError
 TINY = '''

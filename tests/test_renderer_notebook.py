@@ -4,8 +4,9 @@ pages is inlined, so the notebook runs where this project is not installed."""
 import nbformat
 import pytest
 
-from conftest import execute, notebook, source
+from conftest import notebook, source
 from renderer_fixtures import make_package, write
+from site_render import execute
 
 SourceError = source.SourceError
 

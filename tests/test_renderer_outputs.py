@@ -5,7 +5,7 @@ import base64
 
 import nbformat
 
-from conftest import outputs
+from site_render import outputs
 
 
 def test_outputs_html_text_long_text_and_figures():
