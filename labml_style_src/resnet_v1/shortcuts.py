@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as nnf  # not `F`: `F` is the residual branch
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import (
     BasicBlock,
     conv1x1,
@@ -124,6 +125,16 @@ if __name__ == "__main__":
         0, projection, projection]
     assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [
         0, 0, 32 * 32 + 2 * 32]
+
+# %%
+if __name__ == "__main__":
+    # Each option in a 16→32 block and a 32→32 block, drawn from the code: A subsamples
+    # and pads, B projects only where the shape changes, C projects in both blocks.
+    def two_blocks(make):
+        return nn.Sequential(BasicBlock(16, 32, 2, make), BasicBlock(32, 32, 1, make))
+
+    draw({f"option {name}": two_blocks(make) for name, make in SHORTCUTS.items()},
+         torch.zeros(1, 16, 32, 32))
 
 # %% [markdown]
 # ## Outputs

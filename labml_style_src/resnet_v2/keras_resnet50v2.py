@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 
@@ -194,6 +195,14 @@ if __name__ == "__main__":
     assert shapes["conv2", "block2"] == (256, 56, 56) and shapes["conv2", "block3"] == (256, 28, 28)
     assert shapes["conv3", "block1"] == (512, 28, 28) and shapes["conv3", "block4"] == (512, 14, 14)
     assert shapes["conv4", "block6"] == (1024, 7, 7) and shapes["conv5", "block3"] == (2048, 7, 7)
+
+# %%
+if __name__ == "__main__":
+    # `conv3` of the model above, drawn from the module (its two middle blocks are
+    # equal: drawn once, ×2). The projection reads the pre-activated input; the last
+    # block halves the map with its 3×3 convolution and a 1×1 max-pool on the shortcut.
+    draw(model.stages.conv3, torch.zeros(1, 256, 28, 28, device=DEVICE), fold=True,
+         title="conv3 of ResNet50V2")
 
 # %% [markdown]
 # ## Why the padding is explicit
