@@ -214,6 +214,8 @@ def check_bottleneck_macs(formula) -> None:
         truth = count_macs(Bottleneck(4 * planes, planes).eval(), (1, 4 * planes, h, w), device="cpu")
         got = formula(planes, h, w)
         if got != truth:
-            raise AssertionError(f"for planes={planes}, map {h}×{w} your formula gives {got}, "
-                                 f"the block does {truth} multiply-adds")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(f"for planes={planes}, map {h}×{w} your formula gives {got}: {hint}. "
+                                 "Add up k² · c_in · c_out per output pixel for each of the three "
+                                 "convolutions, with the widths of this block")
     print("correct: your formula matches the counted MACs of Bottleneck(4p, p)")

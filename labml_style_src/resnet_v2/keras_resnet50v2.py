@@ -4,9 +4,9 @@
 # `keras.applications.ResNet50V2` is the pre-activation ResNet most people meet first. It is not
 # quite the network of the paper's appendix: the stride sits in the *last* block of a stage, a
 # downsampling identity shortcut is a 1×1 max-pool, and a few convolutions carry biases. This page
-# writes the Keras layout in PyTorch, one Keras layer per module with Keras' names, and proves the
-# port by its parameter counts: trainable parameters plus BN moving statistics must give the totals
-# Keras reports for ResNet50V2, ResNet101V2 and ResNet152V2.
+# writes the Keras layout in PyTorch, one Keras layer per module with Keras' names, and checks the
+# port layer by layer: every layer's output shape and parameter count against the Keras layout,
+# and the totals Keras reports for ResNet50V2, ResNet101V2 and ResNet152V2.
 #
 # > "This motivates us to propose a new residual unit, which makes training easier and improves
 # > generalization." — He et al. 2016, Abstract
@@ -18,19 +18,9 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.paper_tables import KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL
 from labml_style_src.resnet_v1.residual_block import residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
-
-
-# %% [markdown]
-# ## Keras' BatchNormalization
-#
-# Keras builds every BN of this model with `epsilon=1.001e-5` and its default `momentum=0.99`, which
-# weights the *old* running average; PyTorch's `momentum` weights the new batch, so it is 0.01 here.
-
-# %%
-def keras_bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, eps=1.001e-5, momentum=0.01)
 
 
 # %% [markdown]
@@ -50,6 +40,12 @@ def keras_bn(c: int) -> nn.BatchNorm2d:
 # `conv3_block1_1_conv/kernel`.
 
 # %%
+def keras_bn(c: int) -> nn.BatchNorm2d:
+    # Keras: `epsilon=1.001e-5`, `momentum=0.99` weighting the *old* running average; PyTorch's
+    # `momentum` weights the new batch, so 0.01 is the same rule.
+    return nn.BatchNorm2d(c, eps=1.001e-5, momentum=0.01)
+
+
 class Block2(nn.Module):
     expansion = 4
 
@@ -145,55 +141,72 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
 
 
 # %% [markdown]
-# ## Counting like Keras
+# ## Counting like Keras, layer by layer
 #
-# `model.summary()` in Keras reports *trainable* parameters and *non-trainable* ones; the latter are
-# BN's moving mean and moving variance. In PyTorch those are buffers (`running_mean`,
-# `running_var`), so we count them separately. (`num_batches_tracked` has no Keras counterpart.)
+# `model.summary()` in Keras lists every layer by name with its output shape and parameter count,
+# then the totals: *trainable* parameters and *non-trainable* ones, BN's moving mean and variance.
+# In PyTorch those two are buffers (`running_mean`, `running_var`; `num_batches_tracked` has no Keras
+# counterpart). `keras_layers` lists our port the same way: Keras' layer names, output shapes with
+# channels last, parameters with BN's moving statistics. The stride-2 identity shortcut is a 1×1
+# max-pool that Keras leaves unnamed, so it gets Keras' automatic names. Matching totals could hide
+# two errors that cancel, so a
+# [test](../tests/test_resnet_v2.md#test_keras_layers_match_the_keras_layout) compares every row
+# with the layout derived from the Keras source. ResNet101V2 and ResNet152V2 (44,675,560 and
+# 60,380,648 in total) are counted in
+# [another](../tests/test_resnet_v2.md#test_keras_resnet_v2_counts), to keep this page fast.
+#
+# The cell prints the stem and the output of every block of `conv2` and `conv3`: the first block of
+# `conv3` still works on 28×28, because `conv2` already halved the map in its last block.
 
 # %%
-def keras_counts(model: nn.Module) -> dict:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    moving = sum(m.running_mean.numel() + m.running_var.numel()
-                 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    return {"trainable": trainable, "non-trainable": moving, "total": trainable + moving}
+def keras_layers(model: nn.Module, size: int = 224) -> dict:
+    # Keras layer name -> (output shape without the batch, channels last; parameters).
+    rows, pools = {}, 0
 
+    def record(name, module):
+        def hook(mod, inputs, out):
+            shape = tuple(out.shape[1:])  # without the batch
+            if isinstance(mod, nn.AdaptiveAvgPool2d):
+                shape = shape[:1]  # Keras' global pooling returns (C,)
+            elif out.dim() == 4:
+                shape = shape[1:] + shape[:1]  # [C, H, W] -> Keras' (H, W, C)
+            moving = 2 * mod.num_features if isinstance(mod, nn.BatchNorm2d) else 0
+            rows[name] = (shape, sum(p.numel() for p in mod.parameters(recurse=False)) + moving)
+        return module.register_forward_hook(hook)
 
-# %%
-if __name__ == "__main__":
-    model = resnet_v2_keras(50).to(DEVICE)
-    counts = keras_counts(model)
-    print("ResNet50V2", {k: f"{v:,}" for k, v in counts.items()})
-    # Keras: Total params 25,613,800; Trainable 25,568,360; Non-trainable 45,440.
-    assert counts == {"trainable": 25_568_360, "non-trainable": 45_440, "total": 25_613_800}
-
-# %% [markdown]
-# ResNet101V2 and ResNet152V2 (44,675,560 and 60,380,648 in total) are checked in the
-# [tests](../tests/test_resnet_v2.md#test_keras_resnet_v2_counts), to keep this page fast.
-#
-# ## Where the map halves
-#
-# At 224×224 the stem leaves 56×56. We print the output of every block of `conv2` and `conv3`: the
-# first block of `conv3` still works on 28×28, because `conv2` already halved the map in its last
-# block.
-
-# %%
-if __name__ == "__main__":
-    model.eval()
+    hooks = []
+    for path, module in model.named_modules():
+        parts = [p for p in path.split(".") if p not in ("stem", "stages", "post", "preact", "F")]
+        name = {"pool": "avg_pool", "fc": "predictions"}.get("_".join(parts), "_".join(parts))
+        if isinstance(module, Block2):
+            hooks.append(record(name + "_out", module))
+        elif isinstance(module, nn.MaxPool2d) and parts[-1] == "shortcut":
+            hooks.append(record("max_pooling2d" + (f"_{pools}" if pools else ""), module))
+            pools += 1
+        elif parts and not list(module.children()) and not isinstance(module, nn.Identity):
+            hooks.append(record(name.replace("shortcut", "0_conv"), module))
     with torch.no_grad():
-        h = model.stem(torch.randn(1, 3, 224, 224, device=DEVICE))
-        print("stem         ", tuple(h.shape))
-        shapes = {}
-        for stage_name, stage in model.stages.named_children():
-            for block_name, block in stage.named_children():
-                h = block(h)
-                shapes[stage_name, block_name] = tuple(h.shape[1:])
-                if stage_name in ("conv2", "conv3"):
-                    print(f"{stage_name}.{block_name:<8}", tuple(h.shape))
-            print(f"{stage_name} out    ", tuple(h.shape))
-    assert shapes["conv2", "block2"] == (256, 56, 56) and shapes["conv2", "block3"] == (256, 28, 28)
-    assert shapes["conv3", "block1"] == (512, 28, 28) and shapes["conv3", "block4"] == (512, 14, 14)
-    assert shapes["conv4", "block6"] == (1024, 7, 7) and shapes["conv5", "block3"] == (2048, 7, 7)
+        model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+    for hook in hooks:
+        hook.remove()
+    return rows
+
+
+if __name__ == "__main__":
+    model = resnet_v2_keras(50).to(DEVICE).eval()
+    layers = keras_layers(model)
+    total, trainable = sum(p for _, p in layers.values()), sum(p.numel() for p in model.parameters())
+    print(f"ResNet50V2: {len(layers)} layers, {total:,d} parameters, {trainable:,d} trainable")
+    assert total == KERAS_RESNET_V2_TOTAL[50] and trainable == KERAS_RESNET50V2_TRAINABLE
+    # Where the map halves: the stem, then the output of every block of `conv2` and `conv3`.
+    stem = [name for name in layers if name.startswith(("conv1", "pool1"))]
+    blocks = [name for name in layers if name[:5] in ("conv2", "conv3") and name.endswith("_out")]
+    for name in stem + blocks:
+        print(f"{name:<18} {str(layers[name][0]):<16} {layers[name][1]:>8,d}")
+    out = {name[:-4]: shape for name, (shape, _) in layers.items() if name.endswith("_out")}
+    assert out["conv2_block2"] == (56, 56, 256) and out["conv2_block3"] == (28, 28, 256)
+    assert out["conv3_block1"] == (28, 28, 512) and out["conv3_block4"] == (14, 14, 512)
+    assert out["conv4_block6"] == (7, 7, 1024) and out["conv5_block3"] == (7, 7, 2048)
 
 # %% [markdown]
 # ## Why the padding is explicit
@@ -219,7 +232,7 @@ if __name__ == "__main__":
 # | | ResNet-50, [v1 constructor](../resnet_v1/resnet.md) (torchvision layout) | Keras ResNet50V2 |
 # |---|---|---|
 # | stem | conv 7×7/2 (no bias) → BN → ReLU → max-pool 3×3/2 | zero-pad → conv 7×7/2 **with bias** → zero-pad → max-pool 3×3/2; no BN, no ReLU |
-# | unit | conv–BN–ReLU ×3 (no BN-ReLU after the last conv), add, ReLU | BN–ReLU, then 1×1 → BN–ReLU → 3×3 → BN–ReLU → 1×1, add; nothing after |
+# | unit | 1×1 → BN–ReLU → 3×3 → BN–ReLU → 1×1 → BN, add, ReLU | BN–ReLU, then 1×1 → BN–ReLU → 3×3 → BN–ReLU → 1×1, add; nothing after |
 # | stride | first block of `conv3_x`…`conv5_x`, on the 3×3 | **last** block of `conv2`…`conv4`, on the 3×3; `conv5` stride 1 |
 # | projection | first block of each stage: 1×1 conv + BN on $x$ | first block of each stage: 1×1 conv with bias on BN–ReLU($x$) |
 # | identity at stride 2 | — (never needed) | `MaxPool2d(1, 2)` on the raw $x$ |
@@ -227,8 +240,9 @@ if __name__ == "__main__":
 # | BN | eps 1e-5 | eps 1.001e-5 |
 # | head | GAP → fc | `post_bn` → ReLU → GAP → fc |
 #
-# The convolution weights have exactly the same shapes in both; the parameter difference is biases
-# and BN, which the cell below breaks down.
+# The convolution weights have the same shapes in both, block by block: the cell below compares each
+# block's kernel shapes, and the stem's. The parameter difference is biases and BN, which it breaks
+# down.
 
 # %%
 def breakdown(model: nn.Module) -> dict:
@@ -241,13 +255,23 @@ def breakdown(model: nn.Module) -> dict:
     }
 
 
+def conv_shapes(block: nn.Module) -> list:
+    # The kernel shapes of a block's convolutions, `[C_out, C_in, k, k]`, in a fixed order.
+    return sorted(tuple(m.weight.shape) for m in block.modules() if isinstance(m, nn.Conv2d))
+
+
 if __name__ == "__main__":
-    v1, v2 = breakdown(resnet(50)), breakdown(model)
+    resnet50 = resnet(50)
+    blocks_v1 = [block for stage in resnet50.stages for block in stage]
+    blocks_v2 = [block for stage in model.stages for block in stage]
+    assert [conv_shapes(b) for b in blocks_v1] == [conv_shapes(b) for b in blocks_v2]
+    assert conv_shapes(resnet50.stem) == conv_shapes(model.stem)
+    v1, v2 = breakdown(resnet50), breakdown(model)
     print(f"{'':<14}{'v1 ResNet-50':>14}{'ResNet50V2':>14}{'difference':>12}")
     for key in v1:
         print(f"{key:<14}{v1[key]:>14,}{v2[key]:>14,}{v2[key] - v1[key]:>+12,}")
     print(f"{'total':<14}{sum(v1.values()):>14,}{sum(v2.values()):>14,}{sum(v2.values()) - sum(v1.values()):>+12,}")
-    assert v1["conv weights"] == v2["conv weights"]
+    assert v1["conv weights"] == v2["conv weights"] and v1["fc"] == v2["fc"]
     assert sum(v1.values()) == 25_557_032  # torchvision's resnet50
 
 # %% [markdown]
@@ -261,9 +285,10 @@ if __name__ == "__main__":
 #
 # ## Exercises
 #
-# 1. **Where does the map halve? (auto-checked).** For ResNet50V2, give a dict from stage name to the
-#    number (1-based) of the block whose output is half the size of its input, or `None` if no block
-#    of that stage halves: `check_where_map_halves({"conv2": ..., "conv3": ..., "conv4": ..., "conv5": ...})`.
+# 1. **Other input sizes (auto-checked).** Keras' ResNet50V2 takes any input of at least 32×32.
+#    Without running the network, work out the side of the map that `post_bn` sees for a 299×299
+#    and for a 225×225 input (for 224×224 it is printed above), and check your numbers with
+#    `check_final_map_size({299: ..., 225: ...})`.
 # 2. Count by hand the conv biases of ResNet50V2 (stem, `_0_conv`, `_3_conv`) and check your sum
 #    against the `conv biases` row above.
 # 3. Move the stride to the first block of each stage (v1 style) in `stack2`. Does the parameter count
@@ -272,23 +297,16 @@ if __name__ == "__main__":
 #    next block's BN. Is that bias redundant? (Hint: the BN sees $F + h$, and $h$ has no bias.)
 
 # %%
-def check_where_map_halves(answer: dict) -> None:
-    # Runs ResNet50V2 on a 64×64 image and finds the block of each stage that halves the map. Only
-    # shapes matter, so it runs on the "meta" device, which computes shapes and allocates no data.
+def check_final_map_size(answer: dict) -> None:
+    # Runs ResNet50V2 on each input size and measures the map that `post_bn` normalises. Only shapes
+    # matter, so it runs on the "meta" device, which computes shapes and allocates no data.
     with torch.device("meta"):
         model = resnet_v2_keras(50)
-    truth = {}
-    with torch.no_grad():
-        h = model.stem(torch.zeros(1, 3, 64, 64, device="meta"))
-        for stage_name, stage in model.stages.named_children():
-            truth[stage_name] = None
-            for i, block in enumerate(stage):
-                out = block(h)
-                if out.shape[-1] * 2 == h.shape[-1]:
-                    truth[stage_name] = i + 1
-                h = out
-    for stage_name, block in truth.items():
-        if answer.get(stage_name) != block:
-            raise AssertionError(f"{stage_name}: you say {answer.get(stage_name)!r}, "
-                                 f"but the block that halves the map is {block!r}")
-    print("correct: conv2–conv4 halve the map in their last block, conv5 keeps it")
+        for size, side in answer.items():
+            truth = model.stages(model.stem(torch.zeros(1, 3, size, size))).shape[-1]
+            if side != truth:
+                raise AssertionError(
+                    f"for {size}×{size} you give {side}. Follow the side through every layer that "
+                    "changes it, padding included: a Keras layer without padding of its own maps "
+                    "a side s to floor((s - kernel) / stride) + 1")
+    print("correct: " + ", ".join(f"{size}×{size} -> {side}×{side}" for size, side in answer.items()))
