@@ -20,7 +20,7 @@ class ImageNetColumn:
     # One column of Table 1: the block, blocks in conv2_x … conv5_x, and the "FLOPs" row
     # (multiply-adds, ×10⁹, for the paper's layout: stride on the first 1×1 of a bottleneck).
     block: str  # "basic" (two 3×3) or "bottleneck" (1×1, 3×3, 1×1)
-    layers: tuple
+    blocks_per_stage: tuple
     gflops: float
 
 

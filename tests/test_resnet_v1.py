@@ -18,16 +18,13 @@ from labml_style_src.paper_tables import (
     RESNET_TABLE_1, RESNET_TABLE_2, RESNET_TABLE_3, RESNET_TABLE_6)
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_bottleneck_macs, count_macs
 from labml_style_src.resnet_v1.cifar import cifar_resnet, check_cifar_params
-from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params
-from labml_style_src.resnet_v1.resnet import TABLE_1, Arch, ResNet, check_resnet50_C_minus_B, from_torchvision, resnet
+from labml_style_src.resnet_v1.residual_block import BasicBlock, check_basic_block_params, n_params
+from labml_style_src.resnet_v1.resnet import (
+    TABLE_1, Arch, ResNet, check_resnet50_C_minus_B, from_torchvision, resnet, stage_shapes)
 from labml_style_src.resnet_v1.shortcuts import SHORTCUTS, ZeroPadShortcut, check_extra_params_C, shortcut_A
 
 DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def on_meta(build):
@@ -101,7 +98,7 @@ def test_key_mapping_follows_the_paper_names():
 @pytest.mark.parametrize("depth,exact", list(zip(DEPTHS, (1.81, 3.66, 3.86, 7.57, 11.28))))
 def test_macs_match_table_1(depth, exact):
     paper = RESNET_TABLE_1[depth].gflops
-    assert TABLE_1[depth].gmacs == paper and TABLE_1[depth].layers == RESNET_TABLE_1[depth].layers
+    assert TABLE_1[depth].gmacs == paper and TABLE_1[depth].blocks_per_stage == RESNET_TABLE_1[depth].blocks_per_stage
     gmacs = on_meta(lambda: count_macs(resnet(depth, stride_on="1x1"), (1, 3, 224, 224))) / 1e9
     assert abs(gmacs / paper - 1) < 0.02
     assert round(gmacs, 2) == exact
@@ -142,7 +139,7 @@ def test_shortcut_options_add_exactly_the_projections(name):
     else:
         depth = int(name[6:])
         build = lambda o: resnet(depth, shortcut=o)  # noqa: E731
-        c_stem, widths, layers, expansion = 64, (64, 128, 256, 512), TABLE_1[depth].layers, TABLE_1[depth].block.expansion
+        c_stem, widths, layers, expansion = 64, (64, 128, 256, 512), TABLE_1[depth].blocks_per_stage, TABLE_1[depth].block.expansion
     models = {o: on_meta(lambda: build(o)) for o in "ABC"}
     # A: no shortcut has a parameter.
     for block_list in models["A"].stages:
@@ -160,15 +157,11 @@ def test_shortcut_options_add_exactly_the_projections(name):
     assert n_params(models["C"]) - n_params(models["A"]) == everywhere
 
 
-def stage_shapes(model: nn.Module, x: torch.Tensor):
-    shapes = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
-             for stage in model.stages]
+def shapes_and_logits(model: nn.Module, x: torch.Tensor):
+    # The page's `stage_shapes` (stem left out), and the logits of the whole forward pass.
+    shapes = list(stage_shapes(model, x).values())[1:]
     with torch.no_grad():
-        logits = model(x)
-    for h in hooks:
-        h.remove()
-    return shapes, logits
+        return shapes, model(x)
 
 
 # At 224×224 the stages conv2_x … conv5_x produce 56, 28, 14, 7: the test that catches a net where only the very
@@ -177,13 +170,13 @@ def stage_shapes(model: nn.Module, x: torch.Tensor):
 @pytest.mark.parametrize("stride_on", ["1x1", "3x3"])
 def test_stage_shapes_imagenet(depth, stride_on):
     expansion = TABLE_1[depth].block.expansion
-    shapes, logits = on_meta(lambda: stage_shapes(resnet(depth, stride_on=stride_on), torch.empty(2, 3, 224, 224)))
+    shapes, logits = on_meta(lambda: shapes_and_logits(resnet(depth, stride_on=stride_on), torch.empty(2, 3, 224, 224)))
     assert shapes == [(2, w * expansion, s, s) for w, s in zip((64, 128, 256, 512), (56, 28, 14, 7))]
     assert logits.shape == (2, 1000)
 
 
 def test_stage_shapes_imagenet_real_tensor():
-    shapes, logits = stage_shapes(resnet(18).eval(), torch.randn(1, 3, 224, 224))
+    shapes, logits = shapes_and_logits(resnet(18).eval(), torch.randn(1, 3, 224, 224))
     assert [s[-1] for s in shapes] == [56, 28, 14, 7] and torch.isfinite(logits).all()
 
 
@@ -191,9 +184,9 @@ def test_stage_shapes_imagenet_real_tensor():
 @pytest.mark.parametrize("depth", [20, 110])
 def test_stage_shapes_cifar(depth):
     if depth == 20:
-        shapes, logits = stage_shapes(cifar_resnet(20).eval(), torch.randn(2, 3, 32, 32))
+        shapes, logits = shapes_and_logits(cifar_resnet(20).eval(), torch.randn(2, 3, 32, 32))
     else:
-        shapes, logits = on_meta(lambda: stage_shapes(cifar_resnet(depth), torch.empty(2, 3, 32, 32)))
+        shapes, logits = on_meta(lambda: shapes_and_logits(cifar_resnet(depth), torch.empty(2, 3, 32, 32)))
     assert shapes == [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
     assert logits.shape == (2, 10)
 
@@ -260,7 +253,7 @@ def test_stem_has_its_relu(build, size, kinds):
     assert (h >= 0).all() and (h == 0).any()
 
 
-# The bottleneck: 1×1 reduce → 3×3 → 1×1 expand, expansion 4; inner width int(planes·base_width/64)·groups.
+# The bottleneck: 1×1 reduce → 3×3 → 1×1 expand, expansion 4; inner width int(width·base_width/64)·groups.
 def test_bottleneck_widths_and_groups():
     block = Bottleneck(256, 64)
     assert [m.out_channels for m in block.F if isinstance(m, nn.Conv2d)] == [64, 64, 256]
@@ -337,7 +330,7 @@ def test_resnet_paper_tables_are_consistent():
     # §3.3 and §4.1 repeat Table 1's FLOPs: 3.6 (34 layers), 3.8 (50) and 11.3 billion (152).
     assert (t1[34].gflops, t1[50].gflops, t1[152].gflops) == (3.6, 3.8, 11.3)
     # §4.1: option C adds "many (thirteen)" projections to ResNet-34: its 16 blocks minus B's 3.
-    assert RESNET_34_EXTRA_PROJECTIONS_C == sum(t1[34].layers) - 3
+    assert RESNET_34_EXTRA_PROJECTIONS_C == sum(t1[34].blocks_per_stage) - 3
     # Table 6: deeper is better up to 110 layers; ResNet-1202 is worse than 110 (overfitting, §4.2); the text
     # quotes 6.43 % and 7.93 %; ResNet-110's best run is within its mean ± 2 std.
     errors = [t6[d].error for d in (20, 32, 44, 56, 110)]
@@ -405,7 +398,7 @@ def test_check_extra_params_C():
 
 def test_check_resnet50_C_minus_B():
     # Under B, conv2_x … conv5_x have 2, 3, 5, 2 identity shortcuts; C gives each a 4w → 4w projection.
-    right = sum(k * projection(4 * w, 4 * w) for k, w in zip((2, 3, 5, 2), (64, 128, 256, 512)))
+    right = sum(k * projection(4 * w, 4 * w) for k, w in zip((2, 3, 5, 2), (64, 128, 256, 512), strict=True))
     check_resnet50_C_minus_B(right)
     for wrong in (right + projection(256, 256), right - projection(64, 64)):
         assert_hint_without(check_resnet50_C_minus_B, wrong, str(right), f"{right:,d}")
@@ -436,5 +429,5 @@ def test_torchvision_weights_give_same_logits_cuda(depth):
     with torch.no_grad():
         a, b = ours(x), theirs(x)
     assert (a - b).abs().max().item() <= 1e-4 * max(1.0, b.abs().max().item())
-    shapes, _ = stage_shapes(ours, torch.randn(1, 3, 224, 224, device="cuda"))
+    shapes, _ = shapes_and_logits(ours, torch.randn(1, 3, 224, 224, device="cuda"))
     assert [s[-1] for s in shapes] == [56, 28, 14, 7]

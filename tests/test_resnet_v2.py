@@ -12,8 +12,8 @@ from torch import nn
 from labml_style_src.paper_tables import (
     KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL, PREACT_FAIL_ABOVE, PREACT_TABLE_1, PREACT_TABLE_2,
     PREACT_TABLE_3, PREACT_TABLE_4_CIFAR10, RESNET_TABLE_6)
-from labml_style_src.resnet_v1.residual_block import conv3x3, residual_add
-from labml_style_src.resnet_v1.resnet import TABLE_1
+from labml_style_src.resnet_v1.residual_block import conv3x3, n_params, residual_add
+from labml_style_src.resnet_v1.resnet import TABLE_1, stage_shapes
 from labml_style_src.resnet_v2.activation_variants import (
     ACTIVATION_VARIANTS, ActivationVariantUnit, check_never_negative, measure)
 from labml_style_src.resnet_v2.keras_resnet50v2 import (
@@ -285,7 +285,7 @@ def test_preact_cifar_param_counts():
     assert round(r1001["total"] / 1e6, 1) == 10.3
     for depth, n in ((164, 18), (1001, 111)):
         net = preact_cifar_resnet(depth)
-        assert [len(net.stages[i]) for i in range(3)] == [n, n, n]
+        assert [len(stage) for stage in net.stages] == [n, n, n]
         # depth counts conv1, the three convs of every unit and the fc layer, not the 3 projections.
         convs = sum(isinstance(m, nn.Conv2d) for m in net.modules())
         projections = sum(isinstance(u.shortcut, nn.Conv2d) for u in net.modules() if isinstance(u, PreActBottleneck))
@@ -308,9 +308,11 @@ def test_preact_first_and_last_activation():
         assert isinstance(inner.shortcut, nn.Identity)
         h = first(x)
         assert torch.allclose(inner(h), inner.F(inner.preact(h)) + h)  # identity reads the raw input
-        out = net.stages(x)
-    last = list(net.stages.children())[-1]
-    assert isinstance(last[0], nn.BatchNorm2d) and isinstance(last[1], nn.ReLU)
+        out = net.post(net.stages(x))
+    # `stage_shapes` reports the three real stages; the BN-ReLU after them is `net.post`.
+    images = torch.randn(2, 3, 32, 32)
+    assert list(stage_shapes(net, images)) == ["stem", "conv2_x", "conv3_x", "conv4_x"]
+    assert isinstance(net.post[0], nn.BatchNorm2d) and isinstance(net.post[1], nn.ReLU)
     assert (out >= 0).all()
 
 
@@ -325,11 +327,11 @@ class PreActBasicBlock(nn.Module):
     """Reference solution of the exercise: BN-ReLU-conv3×3-BN-ReLU-conv3×3, nothing after the addition."""
     expansion = 1
 
-    def __init__(self, c_in, planes, stride=1, shortcut=preact_shortcut):
+    def __init__(self, c_in, width, stride=1, shortcut=preact_shortcut):
         super().__init__()
         self.preact = bn_relu(c_in)
-        self.F = nn.Sequential(conv3x3(c_in, planes, stride), bn_relu(planes), conv3x3(planes, planes))
-        self.shortcut = shortcut(c_in, planes, stride)
+        self.F = nn.Sequential(conv3x3(c_in, width, stride), bn_relu(width), conv3x3(width, width))
+        self.shortcut = shortcut(c_in, width, stride)
         self.reads_preact = not isinstance(self.shortcut, nn.Identity)
 
     def forward(self, x):
@@ -363,7 +365,7 @@ def test_keras_resnet_v2_counts(depth):
         layers = keras_layers(model)
     assert sum(p for _, p in layers.values()) == KERAS_RESNET_V2_TOTAL[depth]
     if depth == 50:
-        assert sum(p.numel() for p in model.parameters()) == KERAS_RESNET50V2_TRAINABLE
+        assert n_params(model) == KERAS_RESNET50V2_TRAINABLE
 
 
 def keras_resnet_v2_layout(blocks=(3, 4, 6, 3), size=224, classes=1000) -> dict:
@@ -389,7 +391,7 @@ def keras_resnet_v2_layout(blocks=(3, 4, 6, 3), size=224, classes=1000) -> dict:
     side = (side + 2 - 3) // 2 + 1
     layer("pool1_pool", side, 64)
     c = 64
-    for stage, (filters, n, last_stride) in enumerate(zip((64, 128, 256, 512), blocks, (2, 2, 2, 1)), start=2):
+    for stage, (filters, n, last_stride) in enumerate(zip((64, 128, 256, 512), blocks, (2, 2, 2, 1), strict=True), start=2):
         for i in range(1, n + 1):
             name, stride = f"conv{stage}_block{i}", (last_stride if i == n else 1)
             layer(f"{name}_preact_bn", side, c, 4 * c)
@@ -422,7 +424,7 @@ def keras_resnet_v2_layout(blocks=(3, 4, 6, 3), size=224, classes=1000) -> dict:
 def test_keras_layers_match_the_keras_layout(depth, size):
     with torch.device("meta"):
         ours = keras_layers(resnet_v2_keras(depth), size)
-    expected = keras_resnet_v2_layout(TABLE_1[depth].layers, size)
+    expected = keras_resnet_v2_layout(TABLE_1[depth].blocks_per_stage, size)
     assert sorted(ours) == sorted(expected)
     assert {name: row for name, row in ours.items() if row != expected[name]} == {}
     if (depth, size) == (50, 224):

@@ -8,29 +8,22 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.nn import functional as nnf
 
-from labml_style_src.resnet_v1.bottleneck import Bottleneck
-from labml_style_src.resnet_v1.residual_block import residual_add
+from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
+from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import from_torchvision
 from labml_style_src.resnext.add_pitfall import (
     PAIRS, TORCH_MESSAGE, SeedBlock, buggy_model, check_add_shapes, seed_stack, tiny_task, trace_adds)
 from labml_style_src.resnext.aggregated import (
-    TABLE_2, AggregatedBlock, SplitTransformMerge, block_cost, check_bottleneck_width, conv_weights, measured_macs)
+    TABLE_2, AggregatedBlock, SplitTransformMerge, block_cost, check_bottleneck_width)
 from labml_style_src.resnext.resnext_nets import (
-    CIFAR_PLANES, IMAGENET_PLANES, Template, bn_params, check_resnext29_widths, count_params, meta_model,
+    CIFAR_WIDTHS, IMAGENET_WIDTHS, Template, check_resnext29_widths, meta_model,
     randomize_bn_stats, resnext, resnext29)
 from labml_style_src.resnext.three_forms import (
     EarlyConcat, GroupedConv, check_group_slice, to_early_concat, to_grouped)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-def tv_macs(model: nn.Module, size: int) -> int:
-    # Multiply-adds of one image, counted on the meta device (2 FLOPs per MAC).
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, size, size, device="meta"))
-    return counter.get_total_flops() // 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,11 +37,11 @@ def test_table2_costs():
     for C, d in TABLE_2.items():
         block = AggregatedBlock(256, C, d).eval()
         params, macs = block_cost(256, C, d)
-        assert conv_weights(block) == params == C * (256 * d + 9 * d * d + d * 256)
-        assert measured_macs(block, x) == block_cost(256, C, d, hw=14)[1] == macs // 16
+        assert n_params(block, nn.Conv2d) == params == C * (256 * d + 9 * d * d + d * 256)
+        assert count_macs(block, x.shape) == block_cost(256, C, d, hw=14)[1] == macs // 16
         assert 68_000 < params < 72_000 and round(macs / 1e9, 2) == 0.22
     # C = 1, d = 64 is exactly ResNet-50's conv2 bottleneck.
-    assert block_cost(256, 1, 64)[0] == conv_weights(Bottleneck(256, 64))
+    assert block_cost(256, 1, 64)[0] == n_params(Bottleneck(256, 64), nn.Conv2d)
 
 
 # Template rule: halving the map and doubling the widths keeps a block's MACs constant.
@@ -158,13 +151,13 @@ def test_resnext50_matches_torchvision(name, params, gmacs):
     torch.manual_seed(0)
     theirs = randomize_bn_stats(getattr(torchvision.models, name)(weights=None)).eval()
     ours = resnext(name).eval()
-    assert count_params(ours) == count_params(theirs) == params
+    assert n_params(ours) == n_params(theirs) == params
     ours.load_state_dict(from_torchvision(theirs.state_dict()))  # strict
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=0)
-    m_ours = tv_macs(meta_model(resnext, name), 224)
-    m_theirs = tv_macs(meta_model(getattr(torchvision.models, name)), 224)
+    m_ours = count_macs(meta_model(resnext, name), (1, 3, 224, 224))
+    m_theirs = count_macs(meta_model(getattr(torchvision.models, name)), (1, 3, 224, 224))
     assert m_ours == m_theirs and round(m_ours / 1e9, 1) == gmacs
 
 
@@ -181,14 +174,14 @@ def test_resnext50_matches_torchvision_cuda():
 
 
 def test_resnext101_params_match_torchvision():
-    assert count_params(meta_model(resnext, "resnext101_32x8d")) == count_params(
+    assert n_params(meta_model(resnext, "resnext101_32x8d")) == n_params(
         meta_model(torchvision.models.resnext101_32x8d)) == 88_791_336
 
 
 # ResNeXt Table 1: ResNet-50 4.1 vs ResNeXt-50 4.2 billion multiply-adds at 224².
 def test_table1_macs():
-    assert round(tv_macs(meta_model(resnext, "resnet50"), 224) / 1e9, 1) == 4.1
-    assert round(tv_macs(meta_model(torchvision.models.resnet50), 224) / 1e9, 1) == 4.1
+    assert round(count_macs(meta_model(resnext, "resnet50"), (1, 3, 224, 224)) / 1e9, 1) == 4.1
+    assert round(count_macs(meta_model(torchvision.models.resnet50), (1, 3, 224, 224)) / 1e9, 1) == 4.1
 
 
 # The ResNeXt-50 bottleneck's F is the sum of 32 paths (form (a)) after `to_grouped`.
@@ -207,9 +200,9 @@ def test_bottleneck_is_aggregated_transformation():
 # counted (68.16M with them); a CIFAR-sized forward pass gives [B, 10] logits.
 def test_resnext29():
     m8, m16 = meta_model(resnext29, 8, 64), meta_model(resnext29, 16, 64)
-    assert round(count_params(m8) / 1e6, 1) == round((count_params(m8) - bn_params(m8)) / 1e6, 1) == 34.4
-    assert round((count_params(m16) - bn_params(m16)) / 1e6, 1) == 68.1
-    assert round(count_params(m16) / 1e6, 2) == 68.16
+    assert round(n_params(m8) / 1e6, 1) == round((n_params(m8) - n_params(m8, nn.BatchNorm2d)) / 1e6, 1) == 34.4
+    assert round((n_params(m16) - n_params(m16, nn.BatchNorm2d)) / 1e6, 1) == 68.1
+    assert round(n_params(m16) / 1e6, 2) == 68.16
     assert [s[0].F[3].groups for s in m8.stages] == [8, 8, 8]
     small = resnext29(C=2, d=8).eval()
     with torch.no_grad():
@@ -262,7 +255,7 @@ def test_silent_broadcast_trains_and_guard_refuses():
     losses = []
     for _ in range(20):
         idx = torch.randint(0, len(x), (32,))
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(), loss.backward(), opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) < sum(losses[:5])
@@ -285,7 +278,7 @@ def test_check_add_shapes():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"width 100 cannot be split into C=32 equal groups \(100 = 32·3 \+ 4\)"):
         Template.from_width(100, 32)
-    with pytest.raises(ValueError, match=r"8x2d does not fit a stage with 16 planes: .* 2·16/64 = 0.5"):
+    with pytest.raises(ValueError, match=r"8x2d does not fit a stage of width 16: .* 2·16/64 = 0.5"):
         Template(8, 2).group_widths((16, 32, 64))
     with pytest.raises(ValueError, match="cardinality C must be a positive integer, got 0"):
         Template(0, 4)
@@ -298,5 +291,5 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"\(1, 64, 4, 4\) and shortcut \(1, 128, 4, 4\)"):
         residual_add(torch.zeros(1, 64, 4, 4), torch.zeros(1, 128, 4, 4))
     # Templates used on the pages fit their stages.
-    assert Template(32, 4).group_widths(IMAGENET_PLANES) == [4, 8, 16, 32]
-    assert Template(8, 64).group_widths(CIFAR_PLANES) == [64, 128, 256]
+    assert Template(32, 4).group_widths(IMAGENET_WIDTHS) == [4, 8, 16, 32]
+    assert Template(8, 64).group_widths(CIFAR_WIDTHS) == [64, 128, 256]

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as nnf
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
@@ -159,7 +160,7 @@ def test_transforms_shapes_and_augmentation(tmp_path):
     x = torch.from_numpy(images[0]).permute(2, 0, 1).float() / 255 - mean
     test_x = paper_transform(mean, train=False)(ds[0][0])
     assert test_x.shape == (3, 32, 32) and test_x.dtype == torch.float32 and torch.allclose(test_x, x, atol=1e-6)
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    padded = nnf.pad(x, (4, 4, 4, 4))
     crops = [padded[:, i:i + 32, j:j + 32] for i in range(9) for j in range(9)]
     crops += [c.flip(2) for c in crops]
     torch.manual_seed(0)
@@ -301,7 +302,7 @@ def test_batched_crop_flip_matches_per_image_slicing():
     offsets = torch.tensor([(i, j) for i in range(9) for j in range(9)] * 2)
     flip = torch.arange(162) >= 81
     out = crop_flip(x, offsets[:, 0], offsets[:, 1], flip)
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    padded = nnf.pad(x, (4, 4, 4, 4))
     for b in range(162):
         dy, dx = offsets[b].tolist()
         crop = padded[b, :, dy:dy + 32, dx:dx + 32]

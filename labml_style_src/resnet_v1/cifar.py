@@ -10,10 +10,11 @@
 # %%
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNET_TABLE_6 as TABLE_6  # depth -> (params, error)
-from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 from labml_style_src.resnet_v1.resnet import ResNet, stage_shapes
 
 # %% [markdown]
@@ -81,7 +82,7 @@ if __name__ == "__main__":
     print("depth      params    paper  test error (%)")
     for depth, row in TABLE_6.items():
         with torch.device("meta"):
-            n = sum(p.numel() for p in cifar_resnet(depth).parameters())
+            n = n_params(cifar_resnet(depth))
         digits = 1 if row.params_m >= 1 else 2  # the paper gives 2 decimals below 1M, 1 above
         error = f"{row.error:.2f}"
         if row.mean is not None:
@@ -99,9 +100,6 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    def n_params(m):
-        return sum(p.numel() for p in m.parameters())
-
     counts = {o: n_params(cifar_resnet(20, shortcut=o)) for o in "ABC"}
     print("ResNet-20 params by shortcut option:", counts)
     projections = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
@@ -121,7 +119,7 @@ if __name__ == "__main__":
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     losses = []
     for step in range(8):
-        loss = nn.functional.cross_entropy(model(images), labels)
+        loss = nnf.cross_entropy(model(images), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -147,7 +145,7 @@ def check_cifar_params(formula) -> None:
     # Compares `formula(n)` with real networks of depth 6n + 2.
     for n in (1, 3, 9, 18):
         with torch.device("meta"):
-            truth = sum(p.numel() for p in cifar_resnet(6 * n + 2).parameters())
+            truth = n_params(cifar_resnet(6 * n + 2))
         got = formula(n)
         if got != truth:
             hint = "too many" if got > truth else "too few"

@@ -48,9 +48,11 @@ def residual_add(fx: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
 # mean right after, which would cancel any bias, and BN's own shift $\beta$ plays its part.
 
 # %%
-def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     # 3×3 with padding 1: the map keeps its size at stride 1 and halves at stride 2.
-    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+    # `groups > 1` splits the channels into independent groups (ResNeXt, later).
+    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1,
+                     groups=groups, bias=False)
 
 
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -168,10 +170,17 @@ if __name__ == "__main__":
 #    What error do you get, and from where? Which error message would you rather debug?
 
 # %%
+def n_params(module: nn.Module, kind: type | None = None) -> int:
+    # The one parameter counter of this site: all parameters of `module`, or with `kind`
+    # (e.g. `nn.BatchNorm2d`) only those of its submodules of that type.
+    parts = [m for m in module.modules() if isinstance(m, kind)] if kind else [module]
+    return sum(p.numel() for m in parts for p in m.parameters())
+
+
 def check_basic_block_params(formula) -> None:
     # Compares `formula(c)` with the parameter count of a real `BasicBlock(c, c)`.
     for c in (1, 16, 64, 256):
-        truth = sum(p.numel() for p in BasicBlock(c, c).parameters())
+        truth = n_params(BasicBlock(c, c))
         got = formula(c)
         if got != truth:
             hint = "too many" if got > truth else "too few"

@@ -22,14 +22,14 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as Fn  # not `F`: on this site `F` is the residual branch
 from torch import nn
+from torch.nn import functional as nnf  # not `F`: on this site `F` is the residual branch
 from torchvision.transforms.v2.functional import horizontal_flip, ten_crop
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
     RESNET_34_EXTRA_PROJECTIONS_C, RESNET_TABLE_1, RESNET_TABLE_2, RESNET_TABLE_3)
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection
+from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection, n_params
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
@@ -53,7 +53,7 @@ class ZeroPadShortcut(nn.Module):
     def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, ceil(H / s), ceil(W / s)]
         x = x[:, :, ::self.stride, ::self.stride]
         # Pad the channel dimension at its end: `(W_left, W_right, H_top, H_bottom, C_front, C_back)`.
-        return Fn.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return nnf.pad(x, (0, 0, 0, 0, 0, self.extra))
 
     def extra_repr(self):
         return f"extra_channels={self.extra}, stride={self.stride}"
@@ -111,10 +111,6 @@ def get_shortcut(option):
 # every block.
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 if __name__ == "__main__":
     print("option  16→32 /2   32→32")
     for name, make in SHORTCUTS.items():
@@ -214,7 +210,7 @@ if __name__ == "__main__":
     with torch.device("meta"):
         for option, make in SHORTCUTS.items():
             stages = [basic_stage(n, widths[max(i - 1, 0)], width, 2 if i else 1, make)
-                      for i, (n, width) in enumerate(zip(RESNET_TABLE_1[34].layers, widths))]
+                      for i, (n, width) in enumerate(zip(RESNET_TABLE_1[34].blocks_per_stage, widths, strict=True))]
             per_stage[option] = [sum(n_params(b.shortcut) for b in stage) for stage in stages]
             projections[option] = sum(n_params(b.shortcut) > 0 for stage in stages for b in stage)
     for option, counts in per_stage.items():
@@ -231,7 +227,7 @@ if __name__ == "__main__":
     left.legend()
     totals = [sum(per_stage[option]) / 1e6 for option in "ABC"]
     right.plot(totals, list(table_3.values()), "o-")
-    for option, x, y in zip("ABC", totals, table_3.values()):
+    for option, x, y in zip("ABC", totals, table_3.values(), strict=True):
         right.annotate(option, (x, y), textcoords="offset points", xytext=(6, 4))
     right.axhline(RESNET_TABLE_2["plain", 34], linestyle="--", color="grey", label="plain-34")
     right.set_xlabel("parameters on all shortcuts (millions)")

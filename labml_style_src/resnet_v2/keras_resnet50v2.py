@@ -19,7 +19,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL
-from labml_style_src.resnet_v1.residual_block import residual_add
+from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 
 
@@ -49,9 +49,10 @@ def keras_bn(c: int) -> nn.BatchNorm2d:
 class Block2(nn.Module):
     expansion = 4
 
-    def __init__(self, c_in: int, filters: int, stride: int = 1, conv_shortcut: bool = False):
+    # `width`: channels of the 3×3, as in every block on this site (Keras calls it `filters`).
+    def __init__(self, c_in: int, width: int, stride: int = 1, conv_shortcut: bool = False):
         super().__init__()
-        c_out = 4 * filters
+        c_out = 4 * width
         self.preact = nn.Sequential(OrderedDict(preact_bn=keras_bn(c_in), preact_relu=nn.ReLU()))
         if conv_shortcut:
             self.shortcut = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)  # `_0_conv`, bias
@@ -59,15 +60,15 @@ class Block2(nn.Module):
             self.shortcut = nn.MaxPool2d(kernel_size=1, stride=stride) if stride > 1 else nn.Identity()
         self.shortcut_reads_preact = conv_shortcut
         self.F = nn.Sequential(OrderedDict([
-            ("1_conv", nn.Conv2d(c_in, filters, kernel_size=1, bias=False)),
-            ("1_bn", keras_bn(filters)), ("1_relu", nn.ReLU()),
+            ("1_conv", nn.Conv2d(c_in, width, kernel_size=1, bias=False)),
+            ("1_bn", keras_bn(width)), ("1_relu", nn.ReLU()),
             ("2_pad", nn.ZeroPad2d(1)),
-            ("2_conv", nn.Conv2d(filters, filters, kernel_size=3, stride=stride, bias=False)),
-            ("2_bn", keras_bn(filters)), ("2_relu", nn.ReLU()),
-            ("3_conv", nn.Conv2d(filters, c_out, kernel_size=1)),
+            ("2_conv", nn.Conv2d(width, width, kernel_size=3, stride=stride, bias=False)),
+            ("2_bn", keras_bn(width)), ("2_relu", nn.ReLU()),
+            ("3_conv", nn.Conv2d(width, c_out, kernel_size=1)),
         ]))
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * filters, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
         a = self.preact(x)
         # `_out` = Add([shortcut, x]): $F(\mathrm{preact}(x)) + h$, nothing after the addition.
         return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
@@ -81,11 +82,11 @@ class Block2(nn.Module):
 # start of `conv3` as in ResNet v1. `conv5` is built with `stride1=1` and never halves.
 
 # %%
-def stack2(c_in: int, filters: int, blocks: int, stride1: int = 2) -> nn.Sequential:
+def stack2(c_in: int, width: int, blocks: int, stride1: int = 2) -> nn.Sequential:
     # `blocks` >= 2: block1 projects, block2 … block(n-1) are identities, block(n) has the stride.
-    layout = [Block2(c_in, filters, conv_shortcut=True)]
-    layout += [Block2(4 * filters, filters) for _ in range(2, blocks)]
-    layout += [Block2(4 * filters, filters, stride=stride1)]
+    layout = [Block2(c_in, width, conv_shortcut=True)]
+    layout += [Block2(4 * width, width) for _ in range(2, blocks)]
+    layout += [Block2(4 * width, width, stride=stride1)]
     return nn.Sequential(OrderedDict((f"block{i + 1}", block) for i, block in enumerate(layout)))
 
 
@@ -137,7 +138,7 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
     if depth not in KERAS_DEPTHS:
         raise ValueError(f"Keras has ResNet50V2, ResNet101V2 and ResNet152V2: depth must be one of "
                          f"{list(KERAS_DEPTHS)}, got {depth}")
-    return ResNetV2(TABLE_1[depth].layers, num_classes)
+    return ResNetV2(TABLE_1[depth].blocks_per_stage, num_classes)
 
 
 # %% [markdown]
@@ -171,7 +172,8 @@ def keras_layers(model: nn.Module, size: int = 224) -> dict:
             elif out.dim() == 4:
                 shape = shape[1:] + shape[:1]  # [C, H, W] -> Keras' (H, W, C)
             moving = 2 * mod.num_features if isinstance(mod, nn.BatchNorm2d) else 0
-            rows[name] = (shape, sum(p.numel() for p in mod.parameters(recurse=False)) + moving)
+            # A leaf's own parameters; `_out` is Keras' Add layer, which has none.
+            rows[name] = (shape, 0 if isinstance(mod, Block2) else n_params(mod) + moving)
         return module.register_forward_hook(hook)
 
     hooks = []
@@ -195,7 +197,7 @@ def keras_layers(model: nn.Module, size: int = 224) -> dict:
 if __name__ == "__main__":
     model = resnet_v2_keras(50).to(DEVICE).eval()
     layers = keras_layers(model)
-    total, trainable = sum(p for _, p in layers.values()), sum(p.numel() for p in model.parameters())
+    total, trainable = sum(p for _, p in layers.values()), n_params(model)
     print(f"ResNet50V2: {len(layers)} layers, {total:,d} parameters, {trainable:,d} trainable")
     assert total == KERAS_RESNET_V2_TOTAL[50] and trainable == KERAS_RESNET50V2_TRAINABLE
     # Where the map halves: the stem, then the output of every block of `conv2` and `conv3`.
@@ -250,8 +252,8 @@ def breakdown(model: nn.Module) -> dict:
     return {
         "conv weights": sum(m.weight.numel() for m in convs),
         "conv biases": sum(m.bias.numel() for m in convs if m.bias is not None),
-        "BN γ, β": sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()),
-        "fc": sum(p.numel() for p in model.fc.parameters()),
+        "BN γ, β": n_params(model, nn.BatchNorm2d),
+        "fc": n_params(model.fc),
     }
 
 

@@ -240,12 +240,12 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for lam in (0.5, 0.9, 1.0, 1.1):
-        for ax, F_off in zip(axes, (True, False)):
+        for ax, F_off in zip(axes, (True, False), strict=True):
             norms = gradient_at_each_depth(make_stack(L, lam, F_off=F_off), sample_input(), readout)
             ax.semilogy(range(L + 1), norms, label=f"λ = {lam}")
             if F_off:  # eq. (8) with F ≡ 0: exactly λ^(L - l) at every depth
                 assert all(abs(n / lam ** (L - l) - 1) < 1e-12 for l, n in enumerate(norms))
-    for ax, title in zip(axes, ("F switched off: direct term only", "F as initialised")):
+    for ax, title in zip(axes, ("F switched off: direct term only", "F as initialised"), strict=True):
         ax.set_title(title)
         ax.set_xlabel("unit l (0 = bottom of the stack)")
         ax.legend()

@@ -19,7 +19,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import PREACT_FAIL_ABOVE, PREACT_TABLE_1
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
 
 
 # %% [markdown]
@@ -278,7 +278,7 @@ if __name__ == "__main__":
         unit = ShortcutVariantUnit(16, name).to(DEVICE)
         y = unit(x)
         y.sum().backward()
-        on_shortcut[name] = sum(p.numel() for p in unit.merge.parameters())
+        on_shortcut[name] = n_params(unit.merge)
         print(f"{name:<21} out {tuple(y.shape)}  parameters on the shortcut: {on_shortcut[name]}")
         assert y.shape == x.shape
     assert on_shortcut["constant_scaling"] == on_shortcut["dropout"] == 0

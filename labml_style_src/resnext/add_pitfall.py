@@ -11,10 +11,10 @@
 # %%
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
-from labml_style_src.resnet_v1.bottleneck import conv3x3_grouped
 
 # %% [markdown]
 # ## 1. Different channel counts do not add
@@ -62,7 +62,7 @@ class SeedBlock(nn.Module):
         # F: 1×1 → grouped 3×3 (stride) → 1×1 to `2 * filters`; BN after each, ReLU after the first two.
         self.F = nn.Sequential(
             conv1x1(c_in, filters), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
-            conv3x3_grouped(filters, filters, stride, groups), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
+            conv3x3(filters, filters, stride, groups), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
             conv1x1(filters, 2 * filters), nn.BatchNorm2d(2 * filters),
         )
         # `conv_shortcut=False` means the raw input, whatever its width.
@@ -210,7 +210,7 @@ if __name__ == "__main__":
     losses = []
     for step in range(20):
         idx = torch.randint(0, len(x), (32,), device=DEVICE)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -16,10 +16,10 @@
 # %%
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.bottleneck import count_macs
+from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
 
 # %% [markdown]
 # ## One path $\mathcal{T}_i$
@@ -108,17 +108,6 @@ def block_cost(c: int, C: int, d: int, hw: int = 56) -> tuple[int, int]:
     return params, params * hw * hw
 
 
-def conv_weights(module: nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
-
-
-def measured_macs(module: nn.Module, x: torch.Tensor) -> int:
-    # `FlopCounterMode` counts 2 FLOPs per multiply-accumulate of every conv/matmul it sees.
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        module(x)
-    return counter.get_total_flops() // 2
-
-
 # %% [markdown]
 # ## Table 2: cardinality against width at equal cost
 #
@@ -138,16 +127,16 @@ def measured_macs(module: nn.Module, x: torch.Tensor) -> int:
 TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}  # cardinality C -> bottleneck width d (conv2 stage)
 
 if __name__ == "__main__":
-    x = torch.empty(1, 256, 56, 56, device="meta")
     print(f"{'C':>3} {'d':>3} {'C*d':>4} {'conv weights':>13} {'MACs (M)':>9} {'all params':>11}")
     rows = {}
     for C, d in TABLE_2.items():
         block = AggregatedBlock(256, C, d).to("meta").eval()
         params, macs = block_cost(256, C, d)
-        # The module and the formula agree exactly, weights and MACs.
-        assert conv_weights(block) == params and measured_macs(block, x) == macs
+        # The module and the formula agree exactly, weights (no conv has a bias) and MACs.
+        assert n_params(block, nn.Conv2d) == params
+        assert count_macs(block, (1, 256, 56, 56)) == macs
         rows[C] = (params, macs)
-        total = sum(p.numel() for p in block.parameters())
+        total = n_params(block)
         print(f"{C:>3} {d:>3} {C * d:>4} {params:>13,} {macs / 1e6:>9.1f} {total:>11,}")
     # "≈ 70k parameters, ≈ 0.22 GFLOPs": every row is within 3 % of 70k and rounds to 0.22 G.
     for params, macs in rows.values():

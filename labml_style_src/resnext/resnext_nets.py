@@ -15,6 +15,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
+from labml_style_src.resnet_v1.residual_block import n_params
 from labml_style_src.resnet_v1.resnet import ResNet, from_torchvision, resnet
 from labml_style_src.resnext.aggregated import SplitTransformMerge
 from labml_style_src.resnext.three_forms import to_grouped
@@ -22,8 +23,8 @@ from labml_style_src.resnext.three_forms import to_grouped
 # %% [markdown]
 # ## A template is two numbers
 #
-# In a bottleneck with `planes` $p$, ResNet's inner width is $p$ (64, 128, 256, 512 in `conv2_x …
-# conv5_x`). ResNeXt's is $C$ groups of $d \cdot p / 64$ channels: $d$ is the group width in `conv2_x`,
+# In a bottleneck of `width` $p$, ResNet's 3×3 has $p$ channels (64, 128, 256, 512 in `conv2_x …
+# conv5_x`). ResNeXt's has $C$ groups of $d \cdot p / 64$ channels: $d$ is the group width in `conv2_x`,
 # and the template rule doubles it with every stage. "32×4d" is $C = 32$, $d = 4$. The bottleneck block
 # takes these as `groups=C, base_width=d`. It truncates $d \cdot p/64$ to an integer silently, so
 # `Template` checks first that every stage gets a whole, non-zero group width, and says which does not.
@@ -34,7 +35,7 @@ from labml_style_src.resnext.three_forms import to_grouped
 @dataclass(frozen=True)
 class Template:
     C: int  # cardinality: groups of the 3×3 convolution
-    d: int  # width of one group in conv2_x (planes = 64)
+    d: int  # width of one group in conv2_x (stage width 64)
 
     def __post_init__(self):
         for name, v in (("cardinality C", self.C), ("width per group d", self.d)):
@@ -49,26 +50,27 @@ class Template:
                              f"({width} = {C}·{width // max(C, 1)} + {width % max(C, 1)})")
         return cls(C, width // C)
 
-    def group_widths(self, planes) -> list:
-        # Width of one group in each stage: d·p/64, which must be a whole number ≥ 1.
-        for p in planes:
+    def group_widths(self, widths) -> list:
+        # Width of one group in each stage of width p: d·p/64, a whole number ≥ 1.
+        for p in widths:
             if (self.d * p) % 64:
-                raise ValueError(f"{self.C}x{self.d}d does not fit a stage with {p} planes: "
-                                 f"d·planes/64 = {self.d}·{p}/64 = {self.d * p / 64:g} is not a whole number")
-        return [self.d * p // 64 for p in planes]
+                raise ValueError(f"{self.C}x{self.d}d does not fit a stage of width {p}: "
+                                 f"d·width/64 = {self.d}·{p}/64 = {self.d * p / 64:g} "
+                                 f"is not a whole number")
+        return [self.d * p // 64 for p in widths]
 
-    def block_kwargs(self, planes) -> dict:
-        self.group_widths(planes)
+    def block_kwargs(self, widths) -> dict:
+        self.group_widths(widths)
         return dict(groups=self.C, base_width=self.d)
 
 
-IMAGENET_PLANES = (64, 128, 256, 512)
+IMAGENET_WIDTHS = (64, 128, 256, 512)
 
 if __name__ == "__main__":
     # 32×4d: groups of 4, 8, 16, 32 channels; the same template from its 128-wide conv2_x 3×3.
-    assert Template(32, 4).group_widths(IMAGENET_PLANES) == [4, 8, 16, 32]
+    assert Template(32, 4).group_widths(IMAGENET_WIDTHS) == [4, 8, 16, 32]
     assert Template.from_width(128, 32) == Template(32, 4)
-    # With the thin CIFAR ResNet stages (16, 32, 64 planes), 8×2d would need groups of 0.5 channels.
+    # With the thin CIFAR ResNet stages (widths 16, 32, 64), 8×2d would need groups of 0.5 channels.
     for bad in (lambda: Template(8, 2).group_widths((16, 32, 64)), lambda: Template.from_width(100, 32)):
         try:
             bad()
@@ -97,8 +99,8 @@ def resnext(name: str, num_classes: int = 1000) -> ResNet:
     if name not in IMAGENET_VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {sorted(IMAGENET_VARIANTS)}")
     depth, t = IMAGENET_VARIANTS[name]
-    t.group_widths(IMAGENET_PLANES)
-    return resnet(depth, num_classes, groups=t.C, width_per_group=t.d)
+    t.group_widths(IMAGENET_WIDTHS)
+    return resnet(depth, num_classes, groups=t.C, base_width=t.d)
 
 
 # %% [markdown]
@@ -111,10 +113,6 @@ def resnext(name: str, num_classes: int = 1000) -> ResNet:
 # (32×4d) (facts from the paper, not measured here).
 
 # %%
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def meta_model(build, *args, **kwargs) -> nn.Module:
     # Build on the `meta` device: shapes only, no memory, instant.
     with torch.device("meta"):
@@ -125,7 +123,7 @@ if __name__ == "__main__":
     counts = {}
     for name in IMAGENET_VARIANTS:
         model = meta_model(resnext, name)
-        counts[name] = (count_params(model), count_macs(model, (1, 3, 224, 224)))
+        counts[name] = (n_params(model), count_macs(model, (1, 3, 224, 224)))
         print(f"{name:18s} {counts[name][0]:>12,} params {counts[name][1] / 1e9:6.2f} GMACs at 224²")
     assert counts["resnext50_32x4d"][0] == 25_028_904 and counts["wide_resnet50_2"][0] == 68_883_240
     assert counts["resnext101_32x8d"][0] == 88_791_336
@@ -201,7 +199,7 @@ if __name__ == "__main__":
 #
 # For CIFAR-10 the paper uses a 29-layer ResNeXt: a 3×3 stem, three stages of three bottleneck blocks
 # on 32×32, 16×16 and 8×8 maps, global average pooling and a linear classifier ($1 + 3 \cdot 3 \cdot 3 +
-# 1 = 29$ layers). The stages' output widths are 256, 512 and 1024 (planes 64, 128, 256), and the
+# 1 = 29$ layers). The stages' output widths are 256, 512 and 1024 (stage widths 64, 128, 256), and the
 # template varies $C$ at $d = 64$: "8×64d" has a 3×3 of $8 \cdot 64 = 512$ channels in the first stage.
 # Table 7 of the paper: ResNeXt-29 8×64d has **34.4M** parameters and **3.65 %** test error on CIFAR-10;
 # 16×64d has **68.1M**. Again no new class: `ResNet` with the CIFAR stem, three stages, and the template.
@@ -212,29 +210,25 @@ if __name__ == "__main__":
 #     `models/resnext.lua`), which the paper's text does not spell out.
 
 # %%
-CIFAR_PLANES = (64, 128, 256)
+CIFAR_WIDTHS = (64, 128, 256)
 
 
 def resnext29(C: int = 8, d: int = 64, num_classes: int = 10) -> ResNet:
     # 3×3 stem to 64 channels, then 3 stages × 3 bottlenecks with C groups of width d·p/64.
     t = Template(C, d)
-    return ResNet(Bottleneck, (3, 3, 3), widths=CIFAR_PLANES, stem="cifar", stem_width=64, shortcut="B",
-                  num_classes=num_classes, **t.block_kwargs(CIFAR_PLANES))
-
-
-def bn_params(model: nn.Module) -> int:
-    return sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    return ResNet(Bottleneck, (3, 3, 3), widths=CIFAR_WIDTHS, stem="cifar", stem_width=64, shortcut="B",
+                  num_classes=num_classes, **t.block_kwargs(CIFAR_WIDTHS))
 
 
 if __name__ == "__main__":
     for C, paper in ((8, 34.4), (16, 68.1)):
         model = meta_model(resnext29, C, 64)
-        n, n_bn = count_params(model), bn_params(model)
+        n, n_bn = n_params(model), n_params(model, nn.BatchNorm2d)
         print(f"ResNeXt-29 {C}×64d: {n:,} params ({n / 1e6:.2f}M), {(n - n_bn) / 1e6:.2f}M without BN; "
               f"paper {paper}M; {count_macs(model, (1, 3, 32, 32)) / 1e9:.1f} GMACs")
         # The paper's figure is the count without BN's γ and β, rounded.
         assert round((n - n_bn) / 1e6, 1) == paper
-    assert round(count_params(meta_model(resnext29, 8, 64)) / 1e6, 1) == 34.4
+    assert round(n_params(meta_model(resnext29, 8, 64)) / 1e6, 1) == 34.4
 
 # %% [markdown]
 # 8×64d rounds to 34.4M with or without BN parameters. For 16×64d the full count is 68.16M, which
@@ -264,7 +258,7 @@ if __name__ == "__main__":
 #    stage). Work it out from the template, then run `check_resnext29_widths(answer)`.
 # 2. Build `resnext("resnext101_32x8d")` on the `meta` device and count its MACs at 224². How does
 #    its cost compare with ResNeXt-50 and with Wide ResNet-50-2?
-# 3. `Template(8, 2)` fails on stages with 16, 32, 64 planes. Which of the three, and what would
+# 3. `Template(8, 2)` fails on stages of width 16, 32, 64. Which of the three, and what would
 #    `Bottleneck(64, 16, groups=8, base_width=2)` build silently without the check? Does it run?
 # 4. ResNeXt-29 16×64d and Wide ResNet-50-2 have about the same number of parameters (68M). Why is the
 #    CIFAR net's MAC count so different from the ImageNet one's, given the input sizes?

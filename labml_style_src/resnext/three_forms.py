@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1
+from labml_style_src.resnet_v1.residual_block import conv1x1, n_params
 from labml_style_src.resnext.aggregated import SplitTransformMerge, transformation
 
 # %% [markdown]
@@ -161,9 +161,9 @@ if __name__ == "__main__":
     b.load_state_dict(to_early_concat(a.state_dict(), C))
     c.load_state_dict(to_grouped(a.state_dict(), C))
     # Same number of parameters in all three forms.
-    n_params = [sum(p.numel() for p in m.parameters()) for m in (a, b, c)]
-    print("parameters (a), (b), (c):", n_params)
-    assert len(set(n_params)) == 1
+    counts = [n_params(m) for m in (a, b, c)]
+    print("parameters (a), (b), (c):", counts)
+    assert len(set(counts)) == 1
 
     x = torch.randn(8, 256, 8, 8, device=DEVICE, requires_grad=True)
     target = torch.randn(8, 256, 8, 8, device=DEVICE)
@@ -243,8 +243,8 @@ if __name__ == "__main__":
 #    (paths counted from 0). Run `check_group_slice(group_slice)`.
 # 2. Why must the final 1×1 of (a) be concatenated along dim 1 but the first 1×1 along dim 0? Write
 #    both weight shapes down for $C = 32$, $d = 4$, $c = 256$.
-# 3. Count the MACs of forms (a) and (c) with `measured_macs` from the
-#    [previous page](aggregated.md). Equal? Then time them on your machine: which is faster, and why?
+# 3. Count the MACs of forms (a) and (c) with `count_macs` from the
+#    [bottleneck page](../resnet_v1/bottleneck.md). Equal? Then time them on your machine: which is faster, and why?
 # 4. In eval mode BN is an affine map. Show that `PerPathLastBN` in eval mode *can* be rewritten as
 #    form (c): what $\gamma$ and $\beta$ (and which 1×1 weights) would the single last BN need?
 

@@ -35,8 +35,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as nnf
 from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
@@ -191,7 +191,7 @@ def cifar_batches(root, recipe: Recipe, *, seed=0, download=False, verify_md5=Tr
 def train_step(model, optimizer, x, y, autocast_dtype=None):
     with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         logits = model(x)  # [B, classes]
-        loss = F.cross_entropy(logits, y)
+        loss = nnf.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -206,7 +206,7 @@ def evaluate(model, batches, device, autocast_dtype=None, channels_last=False):
         x, y = to_device(x, device, channels_last), y.to(device)
         with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(x)
-        loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        loss += nnf.cross_entropy(logits.float(), y, reduction="sum").item()
         wrong += (logits.argmax(1) != y).sum().item()
         n += len(y)
     return loss / n, 100 * wrong / n
