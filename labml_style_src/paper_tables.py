@@ -1,12 +1,14 @@
-"""The papers' tables, typed once: every page that quotes a number from a table reads it from here.
+"""The papers' tables, typed once: a page that quotes a table's number reads it here.
 
-Each table mirrors the paper's layout (rows, columns, units) and names its paper and table in a comment.
-The values are the papers' own, rounded as printed. Tests check that the tables agree with each other where
-the papers repeat a number, and the pages check their own measurements against them.
+Each table mirrors the paper's layout (rows, columns, units) and names its paper and
+table in a comment. The values are the papers' own, rounded as printed. Tests check that
+the tables agree where the papers repeat a number; the pages check their measurements
+against them.
 
-Papers: He et al. 2015, "Deep Residual Learning for Image Recognition" (arXiv:1512.03385);
+He et al. 2015, "Deep Residual Learning for Image Recognition" (arXiv:1512.03385);
 He et al. 2016, "Identity Mappings in Deep Residual Networks" (arXiv:1603.05027);
-Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural Networks" (arXiv:1611.05431).
+Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural Networks"
+(arXiv:1611.05431).
 """
 
 from dataclasses import dataclass
@@ -17,8 +19,8 @@ from typing import NamedTuple
 
 @dataclass(frozen=True)
 class ImageNetColumn:
-    # One column of Table 1: the block, blocks in conv2_x … conv5_x, and the "FLOPs" row
-    # (multiply-adds, ×10⁹, for the paper's layout: stride on the first 1×1 of a bottleneck).
+    # One column of Table 1: the block, blocks in conv2_x … conv5_x, and the "FLOPs"
+    # row (multiply-adds, ×10⁹, for the paper's layout: stride on the bottleneck's 1×1).
     block: str  # "basic" (two 3×3) or "bottleneck" (1×1, 3×3, 1×1)
     blocks_per_stage: tuple
     gflops: float
@@ -34,7 +36,7 @@ RESNET_TABLE_1 = {
 }
 
 # He et al. 2015, Table 2: top-1 error (%, 10-crop testing) on ImageNet validation.
-# The ResNets here use option A (zero-padding), so they have no more parameters than the plain nets.
+# Its ResNets use option A (zero-padding): no more parameters than the plain nets.
 RESNET_TABLE_2 = {
     ("plain", 18): 27.94, ("plain", 34): 28.54,
     ("ResNet", 18): 27.88, ("ResNet", 34): 25.03,
@@ -46,8 +48,8 @@ class TopErrors(NamedTuple):
     top5: float  # %
 
 
-# He et al. 2015, Table 3: error rates (%, 10-crop testing) on ImageNet validation; the rows of our
-# networks. "ResNet-34 A/B/C" are the shortcut options; ResNet-50/101/152 use option B.
+# He et al. 2015, Table 3: error rates (%, 10-crop testing) on ImageNet validation, the
+# rows of our networks. "ResNet-34 A/B/C": shortcut options; 50/101/152 use option B.
 RESNET_TABLE_3 = {
     "plain-34": TopErrors(28.54, 10.02),
     "ResNet-34 A": TopErrors(25.03, 7.76),
@@ -58,7 +60,7 @@ RESNET_TABLE_3 = {
     "ResNet-152": TopErrors(21.43, 5.71),
 }
 
-# He et al. 2015, §4.1: option C adds "many (thirteen) projection shortcuts" to ResNet-34.
+# He et al. 2015, §4.1: option C adds "many (thirteen) projection shortcuts".
 RESNET_34_EXTRA_PROJECTIONS_C = 13
 
 
@@ -69,7 +71,7 @@ class CifarResult(NamedTuple):
     std: float | None = None
 
 
-# He et al. 2015, Table 6: option-A CIFAR-10 ResNets, depth 6n+2 -> (params, test error).
+# He et al. 2015, Table 6: option-A CIFAR-10 ResNets, depth 6n+2 -> (params, error).
 # ResNet-110 is printed "6.43 (6.61±0.16)": the best of 5 runs, then their mean ± std.
 RESNET_TABLE_6 = {
     20: CifarResult(0.27, 8.75),
@@ -81,8 +83,8 @@ RESNET_TABLE_6 = {
 }
 
 # --- He et al. 2016 (Identity Mappings) ---
-# "Throughout this paper we report the median accuracy of 5 runs" (§3.1): every CIFAR error below is
-# a median of 5 runs, unless marked as a mean.
+# "Throughout this paper we report the median accuracy of 5 runs" (§3.1): every CIFAR
+# error below is a median of 5 runs, unless marked as a mean.
 
 # Table 1 writes "fail" when the test error is above this (%).
 PREACT_FAIL_ABOVE = 20.0
@@ -90,7 +92,7 @@ PREACT_FAIL_ABOVE = 20.0
 
 @dataclass(frozen=True)
 class ShortcutRow:
-    # One row of Table 1: ResNet-110 on CIFAR-10 with a shortcut variant on all 54 units.
+    # One row of Table 1: ResNet-110 on CIFAR-10, a shortcut variant on all 54 units.
     case: str
     fig: str  # panel of Fig. 2
     on_shortcut: str  # what multiplies x on the shortcut
@@ -105,7 +107,8 @@ PREACT_TABLE_1 = (
     ShortcutRow("constant scaling", "2(b)", "0", "1", None, "this is a plain net"),
     ShortcutRow("constant scaling", "2(b)", "0.5", "1", None),
     ShortcutRow("constant scaling", "2(b)", "0.5", "0.5", 12.35, "frozen gating"),
-    ShortcutRow("exclusive gating", "2(c)", "1-g(x)", "g(x)", None, "init b_g = 0 to -5"),
+    ShortcutRow("exclusive gating", "2(c)", "1-g(x)", "g(x)", None,
+                "init b_g = 0 to -5"),
     ShortcutRow("exclusive gating", "2(c)", "1-g(x)", "g(x)", 8.70, "init b_g = -6"),
     ShortcutRow("exclusive gating", "2(c)", "1-g(x)", "g(x)", 9.81, "init b_g = -7"),
     ShortcutRow("shortcut-only gating", "2(d)", "1-g(x)", "1", 12.86, "init b_g = 0"),
@@ -121,7 +124,7 @@ class ActivationRow(NamedTuple):
     resnet164: float  # CIFAR-10 test error (%), bottleneck units
 
 
-# He et al. 2016, Table 2: CIFAR-10 test error (%) by where BN and ReLU sit (Fig. 4 (a)–(e)).
+# He et al. 2016, Table 2: CIFAR-10 test error (%) by where BN and ReLU sit (Fig. 4).
 PREACT_TABLE_2 = {
     "original": ActivationRow("4(a)", 6.61, 5.93),
     "bn_after_addition": ActivationRow("4(b)", 8.17, 6.50),
@@ -136,7 +139,7 @@ class BaselineVsPreact(NamedTuple):
     preact: float  # error (%) with the full pre-activation unit
 
 
-# He et al. 2016, Table 3: test error (%), (data set, network) -> original vs pre-activation unit.
+# He et al. 2016, Table 3: test error (%), (data set, network) -> (original, pre-act).
 PREACT_TABLE_3 = {
     ("CIFAR-10", "ResNet-110(1layer)"): BaselineVsPreact(9.90, 8.91),
     ("CIFAR-10", "ResNet-110"): BaselineVsPreact(6.61, 6.37),
@@ -149,13 +152,13 @@ PREACT_TABLE_3 = {
 
 class ResNetEntry(NamedTuple):
     params_m: float  # millions, as printed
-    error: float  # median of 5 runs (%), or the single figure quoted from He et al. 2015
+    error: float  # median of 5 runs (%), or the figure quoted from He et al. 2015
     mean: float | None = None  # "(mean±std)" where printed
     std: float | None = None
 
 
-# He et al. 2016, Table 4, CIFAR-10: the ResNet rows. "[1]" rows quote He et al. 2015; "†" was
-# trained with mini-batches of 64 instead of 128.
+# He et al. 2016, Table 4, CIFAR-10: the ResNet rows. "[1]" rows quote He et al. 2015;
+# "†" was trained with mini-batches of 64 instead of 128.
 PREACT_TABLE_4_CIFAR10 = {
     "ResNet-110 [1]": ResNetEntry(1.7, 6.61),
     "ResNet-1202 [1]": ResNetEntry(19.4, 7.93),
@@ -164,9 +167,9 @@ PREACT_TABLE_4_CIFAR10 = {
     "ResNet-1001 [ours] †": ResNetEntry(10.2, 4.62, mean=4.69, std=0.20),
 }
 
-# --- keras.applications (reported by the library's `model.summary()`, not by a paper) ---
+# --- keras.applications (reported by `model.summary()`, not by a paper) ---
 
-# Total parameters, BN moving mean and variance included; for ResNet50V2 also the trainable ones.
+# Total parameters (BN moving mean and variance included); for ResNet50V2 the trainable.
 KERAS_RESNET_V2_TOTAL = {50: 25_613_800, 101: 44_675_560, 152: 60_380_648}
 KERAS_RESNET50V2_TRAINABLE = 25_568_360
 

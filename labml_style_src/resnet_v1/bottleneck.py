@@ -224,7 +224,8 @@ def check_bottleneck_macs(formula) -> None:
         got = formula(width, h, w)
         if got != truth:
             hint = "too many" if got > truth else "too few"
-            raise AssertionError(f"for width={width}, map {h}×{w} your formula gives {got}: {hint}. "
-                                 "Add up k² · c_in · c_out per output pixel for each of the three "
-                                 "convolutions, with the widths of this block")
+            raise AssertionError(
+                f"for width={width}, map {h}×{w} your formula gives {got}: {hint}. "
+                "Add up k² · c_in · c_out per output pixel for each of the three "
+                "convolutions, with the widths of this block")
     print("correct: your formula matches the counted MACs of Bottleneck(4p, p)")

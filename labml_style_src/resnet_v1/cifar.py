@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
-from labml_style_src.paper_tables import RESNET_TABLE_6 as TABLE_6  # depth -> (params, error)
+from labml_style_src.paper_tables import RESNET_TABLE_6 as TABLE_6  # depth -> row
 from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 from labml_style_src.resnet_v1.resnet import ResNet, stage_shapes
 
@@ -83,7 +83,7 @@ if __name__ == "__main__":
     for depth, row in TABLE_6.items():
         with torch.device("meta"):
             n = n_params(cifar_resnet(depth))
-        digits = 1 if row.params_m >= 1 else 2  # the paper gives 2 decimals below 1M, 1 above
+        digits = 1 if row.params_m >= 1 else 2  # as printed: 2 decimals below 1M
         error = f"{row.error:.2f}"
         if row.mean is not None:
             error += f" (best of 5; mean {row.mean:.2f} ± {row.std:.2f})"
@@ -149,7 +149,8 @@ def check_cifar_params(formula) -> None:
         got = formula(n)
         if got != truth:
             hint = "too many" if got > truth else "too few"
-            raise AssertionError(f"for n={n} (ResNet-{6 * n + 2}) your formula gives {got:,d}: {hint}. "
-                                 "Count the stem, each stage's first block apart from the others, "
-                                 "and the fc layer; option A's shortcuts have no parameters")
+            raise AssertionError(
+                f"for n={n} (ResNet-{6 * n + 2}) your formula gives {got:,d}: {hint}. "
+                "Count the stem, each stage's first block apart from the others, and "
+                "the fc layer; option A's shortcuts have no parameters")
     print("correct: your formula matches the CIFAR ResNets for n = 1, 3, 9, 18")

@@ -184,6 +184,7 @@ def check_basic_block_params(formula) -> None:
         got = formula(c)
         if got != truth:
             hint = "too many" if got > truth else "too few"
-            raise AssertionError(f"for c={c} your formula gives {got}: {hint}. Count the weights of "
-                                 "each 3×3 convolution (no bias) and the γ and β of each BN")
+            raise AssertionError(
+                f"for c={c} your formula gives {got}: {hint}. Count the weights of "
+                "each 3×3 convolution (no bias) and the γ and β of each BN")
     print("correct: your formula matches BasicBlock(c, c) for c = 1, 16, 64, 256")

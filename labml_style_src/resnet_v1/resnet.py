@@ -68,8 +68,10 @@ class Arch:
 
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
-TABLE_1 = {depth: Arch(depth, BLOCKS[column.block], column.blocks_per_stage, column.gflops)
-           for depth, column in RESNET_TABLE_1.items()}
+TABLE_1 = {
+    depth: Arch(depth, BLOCKS[column.block], column.blocks_per_stage, column.gflops)
+    for depth, column in RESNET_TABLE_1.items()
+}
 
 
 # %%
@@ -342,8 +344,10 @@ def check_resnet50_C_minus_B(answer: int) -> None:
     with torch.device("meta"):
         truth = n_params(resnet(50, shortcut="C")) - n_params(resnet(50, shortcut="B"))
     if answer != truth:
-        hint = ("too many: blocks that already project under B get nothing new" if answer > truth
-                else "too few: every block whose shortcut is the identity under B gets a W_s")
-        raise AssertionError(f"{answer:,d} is {hint}; count them stage by stage, and remember "
-                             "that a bottleneck block's shortcut joins its wide ends")
+        if answer > truth:
+            hint = "too many: blocks that already project under B get nothing new"
+        else:
+            hint = "too few: every block with an identity shortcut under B gets a W_s"
+        raise AssertionError(f"{answer:,d} is {hint}; count them stage by stage, and "
+                             "mind that a bottleneck's shortcut joins its wide ends")
     print(f"correct: option C adds {truth:,d} parameters to ResNet-50")

@@ -29,7 +29,8 @@ from torchvision.transforms.v2.functional import horizontal_flip, ten_crop
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
     RESNET_34_EXTRA_PROJECTIONS_C, RESNET_TABLE_1, RESNET_TABLE_2, RESNET_TABLE_3)
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection, n_params
+from labml_style_src.resnet_v1.residual_block import (
+    BasicBlock, conv1x1, identity_or_projection, n_params)
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
@@ -169,15 +170,16 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     image = torch.rand(3, 256, 320)  # [C, H, W], shorter side 256
-    crops = ten_crop(image, [224, 224])  # 4 corners + centre, of the image and of its mirror
+    # Four corners and the centre of the image, then the same five of its mirror image.
+    crops = ten_crop(image, [224, 224])
     assert len(crops) == 10 and all(crop.shape == (3, 224, 224) for crop in crops)
     assert torch.equal(crops[0], image[:, :224, :224])  # top-left corner
-    assert torch.equal(crops[5], horizontal_flip(crops[1]))  # the mirror's top-left corner
+    assert torch.equal(crops[5], horizontal_flip(crops[1]))  # the mirror's top-left
     print(f"10-crop testing: {len(crops)} crops of {tuple(crops[0].shape)} per image")
 
     rows = {f"{kind}-{depth}": err for (kind, depth), err in RESNET_TABLE_2.items()}
-    rows.update({f"{name} (Table 3)": errors.top1 for name, errors in RESNET_TABLE_3.items()
-                 if name.startswith("ResNet-34")})
+    for name in ("ResNet-34 A", "ResNet-34 B", "ResNet-34 C"):
+        rows[f"{name} (Table 3)"] = RESNET_TABLE_3[name].top1
     print("ImageNet val. top-1 error (%, 10-crop), He et al. 2015, Tables 2 and 3")
     for name, err in rows.items():
         print(f"  {name:<22} {err:6.2f}")
@@ -199,29 +201,35 @@ if __name__ == "__main__":
 
 # %%
 def basic_stage(n: int, c_in: int, c_out: int, stride: int, shortcut) -> nn.Sequential:
-    # `n` basic blocks: the first maps `c_in` → `c_out` with `stride`, the others keep `c_out`.
-    return nn.Sequential(*(BasicBlock(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1,
-                                      shortcut) for i in range(n)))
+    # `n` basic blocks: `c_in` → `c_out` with `stride` first, then `c_out` → `c_out`.
+    rest = [BasicBlock(c_out, c_out, 1, shortcut) for _ in range(n - 1)]
+    return nn.Sequential(BasicBlock(c_in, c_out, stride, shortcut), *rest)
 
 
 if __name__ == "__main__":
-    widths, stage_names = (64, 128, 256, 512), ("conv2_x", "conv3_x", "conv4_x", "conv5_x")
+    widths = (64, 128, 256, 512)
+    stage_names = ("conv2_x", "conv3_x", "conv4_x", "conv5_x")
+    # (blocks, c_in, c_out, stride) of each stage of ResNet-34, from its Table 1 column.
+    blocks = RESNET_TABLE_1[34].blocks_per_stage
+    stage_specs = [(n, widths[max(i - 1, 0)], widths[i], 2 if i else 1)
+                   for i, n in enumerate(blocks)]
     per_stage, projections = {}, {}
     with torch.device("meta"):
         for option, make in SHORTCUTS.items():
-            stages = [basic_stage(n, widths[max(i - 1, 0)], width, 2 if i else 1, make)
-                      for i, (n, width) in enumerate(zip(RESNET_TABLE_1[34].blocks_per_stage, widths, strict=True))]
-            per_stage[option] = [sum(n_params(b.shortcut) for b in stage) for stage in stages]
-            projections[option] = sum(n_params(b.shortcut) > 0 for stage in stages for b in stage)
+            stages = [basic_stage(*spec, make) for spec in stage_specs]
+            per_stage[option] = [sum(n_params(b.shortcut) for b in s) for s in stages]
+            projections[option] = sum(n_params(b.shortcut) > 0
+                                      for s in stages for b in s)
     for option, counts in per_stage.items():
-        print(f"option {option}: shortcut parameters per stage {counts}, total {sum(counts):,d}")
+        print(f"option {option}: per stage {counts}, total {sum(counts):,d}")
     assert projections == {"A": 0, "B": 3, "C": 16}
     assert projections["C"] - projections["B"] == RESNET_34_EXTRA_PROJECTIONS_C
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, (option, counts) in enumerate(per_stage.items()):
-        left.bar([i + 0.27 * (k - 1) for i in range(4)], [c / 1e3 for c in counts], width=0.27,
-                 label=f"option {option}" + (" (none)" if sum(counts) == 0 else ""))
+        label = f"option {option}" + (" (none)" if sum(counts) == 0 else "")
+        left.bar([i + 0.27 * (k - 1) for i in range(4)], [c / 1e3 for c in counts],
+                 width=0.27, label=label)
     left.set_xticks(range(4), stage_names)
     left.set_ylabel("parameters on the shortcuts (thousands)")
     left.legend()
@@ -229,12 +237,13 @@ if __name__ == "__main__":
     right.plot(totals, list(table_3.values()), "o-")
     for option, x, y in zip("ABC", totals, table_3.values(), strict=True):
         right.annotate(option, (x, y), textcoords="offset points", xytext=(6, 4))
-    right.axhline(RESNET_TABLE_2["plain", 34], linestyle="--", color="grey", label="plain-34")
+    right.axhline(RESNET_TABLE_2["plain", 34], linestyle="--", color="grey",
+                  label="plain-34")
     right.set_xlabel("parameters on all shortcuts (millions)")
     right.set_ylabel("top-1 error (%, 10-crop)")
     right.legend()
-    fig.suptitle("ResNet-34 with shortcut options A, B, C: shortcut parameters per stage, "
-                 "and ImageNet top-1 error (He et al. 2015, Table 3)")
+    fig.suptitle("ResNet-34 with shortcut options A, B, C: shortcut parameters per "
+                 "stage, and ImageNet top-1 error (He et al. 2015, Table 3)")
     fig.tight_layout()
     plt.show()
 
@@ -264,6 +273,7 @@ def check_extra_params_C(formula) -> None:
         if got != truth:
             hint = "too many" if got > truth else "too few"
             raise AssertionError(
-                f"for n={n}, {c_in}→{c_out} your formula gives {got}: {hint}. Option C puts a W_s "
-                "(1×1 conv and BN) on every block; count the first block apart from the others")
+                f"for n={n}, {c_in}→{c_out} your formula gives {got}: {hint}. Option C "
+                "puts a W_s (1×1 conv and BN) on every block; count the first block "
+                "apart from the others")
     print("correct: your formula matches the extra parameters of option C")

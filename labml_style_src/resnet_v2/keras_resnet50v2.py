@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.paper_tables import KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL
+from labml_style_src.paper_tables import (
+    KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL)
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 
@@ -41,8 +42,8 @@ from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 
 # %%
 def keras_bn(c: int) -> nn.BatchNorm2d:
-    # Keras: `epsilon=1.001e-5`, `momentum=0.99` weighting the *old* running average; PyTorch's
-    # `momentum` weights the new batch, so 0.01 is the same rule.
+    # Keras: `epsilon=1.001e-5`, `momentum=0.99` weighting the *old* running average;
+    # PyTorch's `momentum` weights the new batch, so 0.01 is the same rule.
     return nn.BatchNorm2d(c, eps=1.001e-5, momentum=0.01)
 
 
@@ -160,33 +161,46 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
 # `conv3` still works on 28×28, because `conv2` already halved the map in its last block.
 
 # %%
+def keras_name(path: str) -> str:
+    # `stages.conv3.block1.F.1_conv` -> `conv3_block1_1_conv`, without our containers.
+    containers = ("stem", "stages", "post", "preact", "F")
+    name = "_".join(p for p in path.split(".") if p not in containers)
+    name = name.replace("shortcut", "0_conv")
+    return {"pool": "avg_pool", "fc": "predictions"}.get(name, name)
+
+
 def keras_layers(model: nn.Module, size: int = 224) -> dict:
     # Keras layer name -> (output shape without the batch, channels last; parameters).
-    rows, pools = {}, 0
+    rows = {}
 
-    def record(name, module):
-        def hook(mod, inputs, out):
-            shape = tuple(out.shape[1:])  # without the batch
-            if isinstance(mod, nn.AdaptiveAvgPool2d):
+    def record(name):
+        def hook(module, inputs, out):
+            shape = tuple(out.shape[1:])
+            if isinstance(module, nn.AdaptiveAvgPool2d):
                 shape = shape[:1]  # Keras' global pooling returns (C,)
             elif out.dim() == 4:
                 shape = shape[1:] + shape[:1]  # [C, H, W] -> Keras' (H, W, C)
-            moving = 2 * mod.num_features if isinstance(mod, nn.BatchNorm2d) else 0
-            # A leaf's own parameters; `_out` is Keras' Add layer, which has none.
-            rows[name] = (shape, 0 if isinstance(mod, Block2) else n_params(mod) + moving)
-        return module.register_forward_hook(hook)
+            # A layer's own parameters, BN's moving mean and variance included; `_out`
+            # (Keras' Add layer) has none.
+            bn = isinstance(module, nn.BatchNorm2d)
+            moving = 2 * module.num_features if bn else 0
+            own = 0 if isinstance(module, Block2) else n_params(module) + moving
+            rows[name] = (shape, own)
+        return hook
 
-    hooks = []
+    hooks, pools = [], []
     for path, module in model.named_modules():
-        parts = [p for p in path.split(".") if p not in ("stem", "stages", "post", "preact", "F")]
-        name = {"pool": "avg_pool", "fc": "predictions"}.get("_".join(parts), "_".join(parts))
         if isinstance(module, Block2):
-            hooks.append(record(name + "_out", module))
-        elif isinstance(module, nn.MaxPool2d) and parts[-1] == "shortcut":
-            hooks.append(record("max_pooling2d" + (f"_{pools}" if pools else ""), module))
-            pools += 1
-        elif parts and not list(module.children()) and not isinstance(module, nn.Identity):
-            hooks.append(record(name.replace("shortcut", "0_conv"), module))
+            name = keras_name(path) + "_out"
+        elif isinstance(module, nn.MaxPool2d) and path.endswith("shortcut"):
+            # Unnamed in Keras, which numbers it: max_pooling2d, max_pooling2d_1, …
+            name = "max_pooling2d" + (f"_{len(pools)}" if pools else "")
+            pools.append(name)
+        elif path and not list(module.children()) and type(module) is not nn.Identity:
+            name = keras_name(path)
+        else:
+            continue  # the model, our containers, identity shortcuts: no Keras layer
+        hooks.append(module.register_forward_hook(record(name)))
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
     for hook in hooks:
@@ -198,14 +212,16 @@ if __name__ == "__main__":
     model = resnet_v2_keras(50).to(DEVICE).eval()
     layers = keras_layers(model)
     total, trainable = sum(p for _, p in layers.values()), n_params(model)
-    print(f"ResNet50V2: {len(layers)} layers, {total:,d} parameters, {trainable:,d} trainable")
-    assert total == KERAS_RESNET_V2_TOTAL[50] and trainable == KERAS_RESNET50V2_TRAINABLE
-    # Where the map halves: the stem, then the output of every block of `conv2` and `conv3`.
-    stem = [name for name in layers if name.startswith(("conv1", "pool1"))]
-    blocks = [name for name in layers if name[:5] in ("conv2", "conv3") and name.endswith("_out")]
-    for name in stem + blocks:
+    print(f"ResNet50V2: {len(layers)} layers, {total:,d} parameters, "
+          f"{trainable:,d} trainable")
+    assert total == KERAS_RESNET_V2_TOTAL[50]
+    assert trainable == KERAS_RESNET50V2_TRAINABLE
+    # Where the map halves: the stem, then each block's output in `conv2` and `conv3`.
+    out = {name[:-4]: row[0] for name, row in layers.items() if name.endswith("_out")}
+    shown = [name for name in layers if name.startswith(("conv1", "pool1"))]
+    shown += [f"{name}_out" for name in out if name.startswith(("conv2", "conv3"))]
+    for name in shown:
         print(f"{name:<18} {str(layers[name][0]):<16} {layers[name][1]:>8,d}")
-    out = {name[:-4]: shape for name, (shape, _) in layers.items() if name.endswith("_out")}
     assert out["conv2_block2"] == (56, 56, 256) and out["conv2_block3"] == (28, 28, 256)
     assert out["conv3_block1"] == (28, 28, 512) and out["conv3_block4"] == (14, 14, 512)
     assert out["conv4_block6"] == (7, 7, 1024) and out["conv5_block3"] == (7, 7, 2048)
@@ -258,8 +274,9 @@ def breakdown(model: nn.Module) -> dict:
 
 
 def conv_shapes(block: nn.Module) -> list:
-    # The kernel shapes of a block's convolutions, `[C_out, C_in, k, k]`, in a fixed order.
-    return sorted(tuple(m.weight.shape) for m in block.modules() if isinstance(m, nn.Conv2d))
+    # The kernel shapes `[C_out, C_in, k, k]` of a block's convolutions, sorted.
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    return sorted(tuple(conv.weight.shape) for conv in convs)
 
 
 if __name__ == "__main__":
@@ -300,15 +317,15 @@ if __name__ == "__main__":
 
 # %%
 def check_final_map_size(answer: dict) -> None:
-    # Runs ResNet50V2 on each input size and measures the map that `post_bn` normalises. Only shapes
-    # matter, so it runs on the "meta" device, which computes shapes and allocates no data.
+    # Runs ResNet50V2 on each input size and measures the map that `post_bn` sees. Only
+    # shapes matter, so it runs on the "meta" device: shapes, and no data.
     with torch.device("meta"):
         model = resnet_v2_keras(50)
         for size, side in answer.items():
             truth = model.stages(model.stem(torch.zeros(1, 3, size, size))).shape[-1]
             if side != truth:
                 raise AssertionError(
-                    f"for {size}×{size} you give {side}. Follow the side through every layer that "
-                    "changes it, padding included: a Keras layer without padding of its own maps "
-                    "a side s to floor((s - kernel) / stride) + 1")
-    print("correct: " + ", ".join(f"{size}×{size} -> {side}×{side}" for size, side in answer.items()))
+                    f"for {size}×{size} you give {side}. Follow the side through every "
+                    "layer that changes it, padding included: a Keras layer without "
+                    "padding of its own maps a side s to (s - kernel) // stride + 1")
+    print("correct:", ", ".join(f"{size}² -> {side}²" for size, side in answer.items()))

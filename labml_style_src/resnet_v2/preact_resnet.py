@@ -99,8 +99,8 @@ def conv_stem(c_in: int, c_out: int) -> nn.Sequential:
 
 
 def preact_cifar_net(block, n: int, num_classes: int = 10) -> ResNet:
-    # Three stages of `n` pre-activation units of class `block`, widths 16, 32, 64. `post=bn_relu`:
-    # the extra activation after the last addition, BN → ReLU on [B, 64 · expansion, 8, 8].
+    # Three stages of `n` pre-activation units of class `block`, widths 16, 32, 64.
+    # `post=bn_relu`: the extra BN → ReLU after the last addition.
     return ResNet(block, (n, n, n), widths=(16, 32, 64), stem=conv_stem,
                   shortcut=preact_shortcut, num_classes=num_classes, post=bn_relu)
 
@@ -169,9 +169,9 @@ if __name__ == "__main__":
     paper_164 = PREACT_TABLE_4_CIFAR10["ResNet-164 [ours]"].params_m  # 1.7
     paper_1001 = PREACT_TABLE_4_CIFAR10["ResNet-1001 [ours]"].params_m  # 10.2
     assert round(p164["total"] / 1e6, 1) == round(p164["conv"] / 1e6, 1) == paper_164
-    assert round(p1001["total"] / 1e6, 1) == 10.3  # our count with BN: not the paper's figure
+    assert round(p1001["total"] / 1e6, 1) == 10.3  # our count with BN, not the paper's
     assert round(p1001["conv"] / 1e6, 1) == paper_1001
-    print("CIFAR-10 test error (%), original -> pre-activation unit, He et al. 2016, Table 3:")
+    print("CIFAR-10 error (%), original -> pre-activation, He et al. 2016, Table 3:")
     for depth in (164, 1001):
         row = PREACT_TABLE_3["CIFAR-10", f"ResNet-{depth}"]
         print(f"  ResNet-{depth:<5} {row.baseline:.2f} -> {row.preact:.2f}")
@@ -210,34 +210,42 @@ if __name__ == "__main__":
 #    would global average pooling and the classifier see?
 
 # %%
-def check_preact_basic_block(block) -> None:
-    # Checks units of class `block` on real tensors, then builds a pre-activation ResNet-110 from it.
-    def run_order(unit, x):  # the leaf layers in the order they run
-        calls = []
-        hooks = [m.register_forward_hook(lambda m, i, o: calls.append(m)) for m in unit.modules()
-                 if not list(m.children()) and not isinstance(m, nn.Identity)]
-        with torch.no_grad():
-            unit(x)
-        for hook in hooks:
-            hook.remove()
-        return calls
+def leaf_call_order(module: nn.Module, x: torch.Tensor) -> list:
+    # The leaf layers of `module` in the order they run on `x`, identities left out.
+    calls = []
+    leaves = [m for m in module.modules()
+              if not list(m.children()) and not isinstance(m, nn.Identity)]
+    hooks = [m.register_forward_hook(lambda m, i, o: calls.append(m)) for m in leaves]
+    with torch.no_grad():
+        module(x)
+    for hook in hooks:
+        hook.remove()
+    return calls
 
+
+def check_preact_basic_block(block) -> None:
+    # Checks units of class `block` on real tensors, then builds a ResNet-110 of them.
     torch.manual_seed(0)
     if getattr(block, "expansion", None) != 1:
-        raise AssertionError("a basic unit returns as many channels as its width: expansion = 1")
+        raise AssertionError("a basic unit returns as many channels as its width: "
+                             "expansion = 1")
     unit, x = block(16, 16).eval(), torch.randn(2, 16, 8, 8)
-    order = run_order(unit, x)
+    order = leaf_call_order(unit, x)
     kinds = [type(m).__name__ for m in order]
     if kinds != ["BatchNorm2d", "ReLU", "Conv2d"] * 2 or order[2].kernel_size != (3, 3):
-        raise AssertionError(f"a unit of yours runs {kinds}: each 3×3 convolution should be "
-                             "preceded by its own BN and ReLU, and nothing should run after it")
+        raise AssertionError(f"a unit of yours runs {kinds}: each 3×3 convolution "
+                             "should follow its own BN and ReLU, and nothing follow it")
     nn.init.zeros_(order[-1].weight)  # $F \equiv 0$
     with torch.no_grad():
         if not torch.equal(unit(x), x):
-            raise AssertionError("with its last convolution at zero the unit must return its input "
-                                 "unchanged: does the identity shortcut read the raw input?")
+            raise AssertionError("with its last convolution at zero the unit must "
+                                 "return its input unchanged: does the identity "
+                                 "shortcut read the raw x?")
     if block(16, 32, 2)(x).shape != (2, 32, 4, 4):
-        raise AssertionError("block(16, 32, 2) should map [2, 16, 8, 8] to [2, 32, 4, 4]")
+        raise AssertionError("block(16, 32, 2) should map [2, 16, 8, 8] to "
+                             "[2, 32, 4, 4]")
     with torch.device("meta"):
-        mine, r164 = n_params(preact_cifar_net(block, 18)), n_params(preact_cifar_resnet(164))
-    print(f"correct: your pre-activation ResNet-110 has {mine:,d} parameters, ResNet-164 {r164:,d}")
+        mine = n_params(preact_cifar_net(block, 18))
+        r164 = n_params(preact_cifar_resnet(164))
+    print(f"correct: your pre-activation ResNet-110 has {mine:,d} parameters, "
+          f"ResNet-164 {r164:,d}")

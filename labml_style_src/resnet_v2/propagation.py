@@ -67,8 +67,9 @@ class Unit(nn.Module):
 def make_stack(n_units: int, lam: float = 1.0, c: int = 8, seed: int = 0,
                F_off: bool = False) -> nn.ModuleList:
     torch.manual_seed(seed)
-    units = nn.ModuleList(Unit(c, lam) for _ in range(n_units)).to(DEVICE, torch.float64)
-    if F_off:  # zero the last conv of every $F$: $F \equiv 0$, only the shortcuts are left
+    units = nn.ModuleList(Unit(c, lam) for _ in range(n_units))
+    units = units.to(DEVICE, torch.float64)
+    if F_off:  # last conv of every $F$ at zero: $F \equiv 0$, only shortcuts are left
         for unit in units:
             nn.init.zeros_(unit.F[-1].weight)
     return units
@@ -196,7 +197,8 @@ if __name__ == "__main__":
 # decomposition of eq. (8) must hold to rounding.
 
 # %%
-def gradient_at_each_depth(units: nn.ModuleList, x0: torch.Tensor, readout: torch.Tensor) -> list:
+def gradient_at_each_depth(units: nn.ModuleList, x0: torch.Tensor,
+                           readout: torch.Tensor) -> list:
     # $|\partial E/\partial x_l| / |\partial E/\partial x_L|$ for $l = 0, \dots, L$,
     # for the loss $E = \langle \text{readout}, x_L \rangle$.
     xs = forward_all(units, x0)
@@ -209,7 +211,8 @@ def gradient_at_each_depth(units: nn.ModuleList, x0: torch.Tensor, readout: torc
 if __name__ == "__main__":
     print(f"{'lambda':>6} {'lambda^54':>10} {'shortcut only':>14} {'full |dE/dx_0|/|dE/dx_L|':>25} {'eq. (8) error':>14}")
     for lam in (0.5, 0.9, 1.0, 1.1, 2.0):
-        direct = gradient_at_each_depth(make_stack(L, lam, F_off=True), sample_input(), readout)[0]
+        direct = gradient_at_each_depth(make_stack(L, lam, F_off=True), sample_input(),
+                                        readout)[0]
         dE_dxL, dE_dx0, via_F = grad_decomposition(make_stack(L, lam), sample_input(), 0, readout)
         err = (dE_dx0 - lam ** L * dE_dxL - via_F).norm() / (dE_dx0.norm() + via_F.norm())
         full = (dE_dx0.norm() / dE_dxL.norm()).item()
@@ -241,11 +244,14 @@ if __name__ == "__main__":
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for lam in (0.5, 0.9, 1.0, 1.1):
         for ax, F_off in zip(axes, (True, False), strict=True):
-            norms = gradient_at_each_depth(make_stack(L, lam, F_off=F_off), sample_input(), readout)
+            units = make_stack(L, lam, F_off=F_off)
+            norms = gradient_at_each_depth(units, sample_input(), readout)
             ax.semilogy(range(L + 1), norms, label=f"λ = {lam}")
             if F_off:  # eq. (8) with F ≡ 0: exactly λ^(L - l) at every depth
-                assert all(abs(n / lam ** (L - l) - 1) < 1e-12 for l, n in enumerate(norms))
-    for ax, title in zip(axes, ("F switched off: direct term only", "F as initialised"), strict=True):
+                assert all(abs(n / lam ** (L - l) - 1) < 1e-12
+                           for l, n in enumerate(norms))
+    titles = ("F switched off: direct term only", "F as initialised")
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("unit l (0 = bottom of the stack)")
         ax.legend()
@@ -282,15 +288,16 @@ if __name__ == "__main__":
 
 # %%
 def check_gradient_cancels(F: nn.Module, lam: float = 1.0) -> None:
-    # Runs the unit $x_1 = \lambda x_0 + F(x_0)$ on random 1-channel maps and measures $\partial E/\partial x_0$.
+    # Runs the unit $x_1 = \lambda x_0 + F(x_0)$ on random 1-channel maps and measures
+    # $\partial E/\partial x_0$ for a random linear loss $E$ of $x_1$.
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64).requires_grad_()
     x1 = residual_add(F.to(torch.float64)(x0), lam * x0)
-    readout = torch.randn(x1.shape, generator=g, dtype=torch.float64)  # E = <readout, x_1>
+    readout = torch.randn(x1.shape, generator=g, dtype=torch.float64)
     dE_dx0, = torch.autograd.grad((x1 * readout).sum(), x0)
     ratio = (dE_dx0.norm() / readout.norm()).item()
     if ratio > 1e-12:
-        raise AssertionError(f"|dE/dx_0| / |dE/dx_1| is {ratio:.3g}, not 0. The gradient through the "
-                             "unit is dE/dx_1 times (shortcut factor + dF/dx_0): choose the weight "
-                             "that makes the bracket vanish")
-    print(f"correct: with this F, the unit with shortcut scale {lam} passes no gradient at all")
+        raise AssertionError(f"|dE/dx_0| / |dE/dx_1| is {ratio:.3g}, not 0. Through "
+                             "the unit, the gradient is dE/dx_1 times (shortcut factor "
+                             "+ dF/dx_0): choose the weight that makes this vanish")
+    print(f"correct: this unit (shortcut scale {lam}) passes no gradient at all")

@@ -100,13 +100,8 @@ class DropoutShortcut(nn.Module):
         return residual_add(fx, self.drop(x))
 
 
-# %% [markdown]
-# ## Variants as data
-#
-# A name picks a class; keyword arguments carry the numbers of a Table 1 row. An unknown name is an
-# error that lists the valid ones.
-
 # %%
+# Variants as data: a name picks a class; keyword arguments carry the numbers of a Table 1 row.
 SHORTCUT_VARIANTS = {
     "original": IdentityShortcut,
     "constant_scaling": ConstantScaling,
@@ -154,10 +149,9 @@ class ShortcutVariantUnit(nn.Module):
 #   [test](../tests/test_resnet_v2.md#test_identity_is_in_the_solution_space)).
 # - **Exclusive gating** would need $g = 1$ for $F$ and $1 - g = 1$ for $x$ at once: as $1 - g(x)$
 #   approaches 1, $g(x)$ approaches 0 and suppresses $F$ (§3.1).
-# - **Constant scaling** (0.5 or 0) and **dropout** have no parameters on the shortcut (the last
-#   cell of this page counts them): the scale, or the random mask of training, is fixed. Only $F$
-#   could make up for it, by learning part of the identity, which residual learning was meant to
-#   spare it.
+# - **Constant scaling** (0.5 or 0) and **dropout** have no parameters on the shortcut (the cell
+#   counts them): the scale, or the random mask of training, is fixed. Only $F$ could make up for
+#   it, by learning part of the identity, which residual learning was meant to spare it.
 #
 # So for gating on the shortcut alone and for the 1×1 convolution, the worse results are a matter of
 # optimisation, as the paper concludes: their training error is higher although the original
@@ -167,7 +161,8 @@ class ShortcutVariantUnit(nn.Module):
 if __name__ == "__main__":
     torch.manual_seed(0)
     original = ShortcutVariantUnit(8, "original").to(DEVICE, torch.float64).eval()
-    gated = ShortcutVariantUnit(8, "shortcut_only_gating").to(DEVICE, torch.float64).eval()
+    gated = ShortcutVariantUnit(8, "shortcut_only_gating")
+    gated = gated.to(DEVICE, torch.float64).eval()
     gated.F.load_state_dict(original.F.state_dict())  # the same $F$
     nn.init.zeros_(gated.merge.g.W_g.weight)  # $W_g = 0$ …
     nn.init.constant_(gated.merge.g.W_g.bias, -40.0)  # … and $b_g = -40$
@@ -176,6 +171,9 @@ if __name__ == "__main__":
         print("shortcut-only gating, W_g = 0, b_g = -40: max |unit - original| =",
               (gated(x) - original(x)).abs().max().item())
         assert torch.equal(gated(x), original(x))
+    on_shortcut = {name: n_params(shortcut_variant(name, 8)) for name in SHORTCUT_VARIANTS}
+    print("parameters on the shortcut, 8 channels:", on_shortcut)
+    assert on_shortcut["constant_scaling"] == on_shortcut["dropout"] == 0
 
 # %% [markdown]
 # ## Table 1 of the paper
@@ -219,7 +217,8 @@ def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 
     for unit in units:
         nn.init.zeros_(unit.F[-1].weight)
     g = torch.Generator().manual_seed(seed)  # the same input on every device
-    x0 = torch.rand(2, c, 6, 6, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    x0 = torch.rand(2, c, 6, 6, generator=g, dtype=torch.float64)
+    x0 = x0.to(DEVICE).requires_grad_()
     xL = units(x0)
     dE_dxL = torch.ones_like(xL)
     dE_dx0, = torch.autograd.grad(xL, x0, grad_outputs=dE_dxL)
@@ -231,20 +230,23 @@ if __name__ == "__main__":
     print(f"{'case':<21} {'shortcut':>11} {'F':>5} {'error %':>8}  {'remark':<20} "
           f"{'shortcut gain, 54 units':>24}")
     gains = {}
-    for row, (case, variant, kwargs) in zip(PREACT_TABLE_1, TABLE_1_SETTINGS, strict=True):
+    for row, setting in zip(PREACT_TABLE_1, TABLE_1_SETTINGS, strict=True):
+        case, variant, kwargs = setting
         assert row.case == case  # each setting sits on its own row
         gains[case, row.remark] = gain = shortcut_path_gain(variant, **kwargs)
         err = "fail" if row.error is None else f"{row.error:.2f}"
-        print(f"{case:<21} {row.on_shortcut:>11} {row.on_F:>5} {err:>8}  {row.remark:<20} "
-              f"{gain:>24.3e}")
-    assert all(row.error is None or row.error < PREACT_FAIL_ABOVE for row in PREACT_TABLE_1)
+        print(f"{case:<21} {row.on_shortcut:>11} {row.on_F:>5} {err:>8}  "
+              f"{row.remark:<20} {gain:>24.3e}")
+    # "fail" = an error above 20 %; every number the table gives is below.
+    assert all(r.error is None or r.error < PREACT_FAIL_ABOVE for r in PREACT_TABLE_1)
     assert gains["original", ""] == 1.0  # the identity passes the gradient untouched
     assert gains["constant scaling", "this is a plain net"] == 0.0
-    assert abs(gains["constant scaling", ""] / 0.5 ** 54 - 1) < 1e-9  # eq. (8), lambda = 0.5
+    # Eq. (8) with lambda = 0.5:
+    assert abs(gains["constant scaling", ""] / 0.5 ** 54 - 1) < 1e-9
     assert gains["shortcut-only gating", "init b_g = 0"] < 1e-10
     assert 0.5 < gains["shortcut-only gating", "init b_g = -6"] < 1
     assert gains["dropout shortcut", ""] == 0.0  # no element survives 54 dropouts
-    assert 1e4 < gains["1x1 conv shortcut", ""] < 1e6  # BN after each projection: upwards
+    assert 1e4 < gains["1x1 conv shortcut", ""] < 1e6  # BN after each projection
 
 # %% [markdown]
 # Read the last column against the error column. Where the shortcut product is tiny at the start
@@ -266,24 +268,10 @@ if __name__ == "__main__":
 #     1×1 conv with bias and no BN (the paper says BN follows the weight layers; for the gate it gives
 #     no detail); only its bias $b_g$ matters for the argument.
 #
-# All variants keep the shape and train forward and backward on CPU and CUDA:
-# [test](../tests/test_resnet_v2.md#test_every_variant_block_runs); unknown names raise:
-# [test](../tests/test_resnet_v2.md#test_bad_variant_names).
-
-# %%
-if __name__ == "__main__":
-    x = torch.randn(4, 16, 8, 8, device=DEVICE)
-    on_shortcut = {}
-    for name in SHORTCUT_VARIANTS:
-        unit = ShortcutVariantUnit(16, name).to(DEVICE)
-        y = unit(x)
-        y.sum().backward()
-        on_shortcut[name] = n_params(unit.merge)
-        print(f"{name:<21} out {tuple(y.shape)}  parameters on the shortcut: {on_shortcut[name]}")
-        assert y.shape == x.shape
-    assert on_shortcut["constant_scaling"] == on_shortcut["dropout"] == 0
-
-# %% [markdown]
+# All variants keep the shape and train forward and backward on CPU and CUDA
+# ([test](../tests/test_resnet_v2.md#test_every_variant_block_runs)); unknown names raise a
+# `ValueError` that lists the valid ones ([test](../tests/test_resnet_v2.md#test_bad_variant_names)).
+#
 # ## Exercises
 #
 # 1. With `shortcut_path_gain`, measure exclusive gating at $b_g = -6$ and $b_g = -7$. The
@@ -301,8 +289,8 @@ if __name__ == "__main__":
 
 # %%
 def check_conv_shortcut_identity(set_identity) -> None:
-    # Runs `set_identity` on the shortcut of a 1×1-conv unit whose BN has random running statistics,
-    # then compares that unit with an original unit that has the same $F$, in eval mode.
+    # Runs `set_identity` on the shortcut of a 1×1-conv unit whose BN has random running
+    # statistics, then compares it in eval mode with an original unit with the same $F$.
     torch.manual_seed(0)
     original = ShortcutVariantUnit(8, "original").to(torch.float64).eval()
     unit = ShortcutVariantUnit(8, "conv1x1").to(torch.float64).eval()
@@ -316,8 +304,9 @@ def check_conv_shortcut_identity(set_identity) -> None:
         err = (unit(x) - original(x)).abs().max().item()
     if not err < 1e-10:
         raise AssertionError(
-            f"the two units differ by up to {err:.3g}. In eval mode the shortcut computes "
-            "BN(W_s x) = γ (W_s x − running_mean) / sqrt(running_var + eps) + β, channel by "
-            "channel: which W_s, γ and β turn that into x?")
-    print("correct: this 1×1-conv unit computes the original unit, so the identity is in its "
-          "solution space")
+            f"the two units differ by up to {err:.3g}. In eval mode the shortcut "
+            "computes, channel by channel, BN(W_s x) = "
+            "γ (W_s x − running_mean) / sqrt(running_var + eps) + β: "
+            "which W_s, γ and β turn that into x?")
+    print("correct: this 1×1-conv unit computes the original unit: the identity is in "
+          "its solution space")
