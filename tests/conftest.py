@@ -69,6 +69,16 @@ def jupytext_notebook(text: str):
     return notebook
 
 
+def assert_hint_without(check, wrong, *right: str) -> str:
+    """An exercise checker rejects a wrong answer with a hint that gives none of the `right` answers away:
+    `check(wrong)` must raise an AssertionError whose message is non-empty and contains no string of `right`."""
+    with pytest.raises(AssertionError) as info:
+        check(wrong)
+    message = str(info.value)
+    assert message and not [r for r in right if r in message], message
+    return message
+
+
 TIMINGS: dict[str, float] = {}
 
 

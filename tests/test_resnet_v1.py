@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from conftest import PAGES
+from conftest import PAGES, assert_hint_without
 from labml_style_src.paper_tables import (
     PREACT_TABLE_1, PREACT_TABLE_2, PREACT_TABLE_3, PREACT_TABLE_4_CIFAR10, RESNET_34_EXTRA_PROJECTIONS_C,
     RESNET_TABLE_1, RESNET_TABLE_2, RESNET_TABLE_3, RESNET_TABLE_6)
@@ -368,15 +368,6 @@ CHAPTER_PAGES = [page for page in PAGES if page.chapter in ("resnet_v1", "resnet
 def test_prose_error_rates_are_table_values(page):
     quoted = prose_percentages(page.path)
     assert set(quoted) <= HE_2015 | HE_2016, sorted(set(quoted) - HE_2015 - HE_2016)
-
-
-def assert_hint_without(check, wrong, *right: str) -> str:
-    """`check(wrong)` must raise an AssertionError whose hint does not contain any of the `right` answers."""
-    with pytest.raises(AssertionError) as info:
-        check(wrong)
-    message = str(info.value)
-    assert message and not [r for r in right if r in message], message
-    return message
 
 
 # Auto-checked exercises: each checker accepts the right answer and rejects a wrong one with a hint that does not

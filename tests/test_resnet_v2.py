@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_hint_without
 from labml_style_src.paper_tables import (
     KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL, PREACT_FAIL_ABOVE, PREACT_TABLE_1, PREACT_TABLE_2,
     PREACT_TABLE_3, PREACT_TABLE_4_CIFAR10, RESNET_TABLE_6)
@@ -80,15 +81,6 @@ def test_eq8_scaled_shortcut(lam):
     dE_dxL, dE_dx0, via_F = grad_decomposition(units, sample_input(), 0, readout)
     err = (dE_dx0 - lam ** 54 * dE_dxL - via_F).norm() / (dE_dx0.norm() + via_F.norm())
     assert err < 1e-12
-
-
-def assert_hint_without(check, wrong, *right: str) -> str:
-    """`check(wrong)` must raise an AssertionError whose hint does not contain any of the `right` answers."""
-    with pytest.raises(AssertionError) as info:
-        check(wrong)
-    message = str(info.value)
-    assert message and not [r for r in right if r in message], message
-    return message
 
 
 def one_by_one_conv(weight: float) -> nn.Conv2d:
