@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
 from torch.nn import functional as nnf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -10,7 +10,14 @@ import torch
 from torch.nn import functional as nnf
 
 from labml_style_src.ablation.degradation import (
-    BUILDERS, PlainBlock, check_paths, digits_16, digits_setup, plain_cifar, results_table, run_degradation,
+    BUILDERS,
+    PlainBlock,
+    check_paths,
+    digits_16,
+    digits_setup,
+    plain_cifar,
+    results_table,
+    run_degradation,
 )
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params

@@ -77,7 +77,8 @@ def plain_cifar(depth: int, num_classes: int = 10) -> nn.Module:
 if __name__ == "__main__":
     torch.manual_seed(0)
     plain, residual = plain_cifar(20), cifar_resnet(20)
-    shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    def shapes(m):
+        return {k: tuple(v.shape) for k, v in m.state_dict().items()}
     print("parameters: plain-20", n_params(plain), " ResNet-20", n_params(residual))
     assert shapes(plain) == shapes(residual)  # same layers, names and shapes
     # With the same weights the two nets still compute different functions.

@@ -54,6 +54,12 @@ from labml_style_src.resnet_v1.residual_block import (
 STRIDE_ON = ("1x1", "3x3")
 
 
+def check_stride_on(stride_on: str) -> None:
+    if stride_on not in STRIDE_ON:
+        raise ValueError(f"stride_on must be one of {STRIDE_ON} "
+                         f"('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
+
+
 class Bottleneck(nn.Module):
     # Channels leaving the block = `width * 4`.
     expansion = 4
@@ -62,27 +68,27 @@ class Bottleneck(nn.Module):
                  shortcut=identity_or_projection, stride_on: str = "3x3",
                  groups: int = 1, base_width: int = 64):
         super().__init__()
-        if stride_on not in STRIDE_ON:
-            raise ValueError(f"stride_on must be one of {STRIDE_ON} "
-                             f"('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
+        check_stride_on(stride_on)
         # `inner`: channels of the 3×3; equal to `width` unless ResNeXt's groups rescale it.
         inner = int(width * base_width / 64) * groups
         if inner < groups:  # each of the `groups` paths needs at least one channel
-            raise ValueError(f"bottleneck width per group int({width}·{base_width}/64) = "
-                             f"{inner // groups} is empty; use a larger width or base_width")
+            raise ValueError(f"bottleneck width per group int({width}·{base_width}/64)"
+                             f" = {inner // groups} is empty; "
+                             f"use a larger width or base_width")
         c_out = width * self.expansion
         # The stride goes on exactly one of the first two convolutions.
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         # $F$: 1×1 reduce → BN → ReLU → 3×3 → BN → ReLU → 1×1 expand → BN.
         self.F = nn.Sequential(
             conv1x1(c_in, inner, s1), nn.BatchNorm2d(inner), nn.ReLU(inplace=True),
-            conv3x3(inner, inner, s3, groups), nn.BatchNorm2d(inner), nn.ReLU(inplace=True),
+            conv3x3(inner, inner, s3, groups), nn.BatchNorm2d(inner),
+            nn.ReLU(inplace=True),
             conv1x1(inner, c_out), nn.BatchNorm2d(c_out),
         )
         self.shortcut = shortcut(c_in, c_out, stride)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
+    def forward(self, x):  # [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
         # $y = \sigma(F(x) + W_s x)$, as in the basic block.
         return self.relu(residual_add(self.F(x), self.shortcut(x)))
 
@@ -106,9 +112,11 @@ if __name__ == "__main__":
     print("after first   ", tuple(h.shape), "shortcut:", type(first.shortcut).__name__)
     print("after second  ", tuple(y.shape), "shortcut:", type(second.shortcut).__name__)
     assert h.shape == y.shape == (2, 256, 56, 56)
-    assert not isinstance(first.shortcut, nn.Identity) and isinstance(second.shortcut, nn.Identity)
+    assert not isinstance(first.shortcut, nn.Identity)
+    assert isinstance(second.shortcut, nn.Identity)
     # Inner widths: 256 → 64 → 64 → 256.
-    assert [m.out_channels for m in second.F if isinstance(m, nn.Conv2d)] == [64, 64, 256]
+    convs = [m for m in second.F if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [64, 64, 256]
 
 # %% [markdown]
 # ## Why it is cheaper: counting multiply-adds
@@ -150,7 +158,8 @@ def count_macs(model: nn.Module, input_shape, device=None) -> int:
 if __name__ == "__main__":
     pixels = 56 * 56
     rows = {
-        "bottleneck 256-d": (Bottleneck(256, 64), 256, 256 * 64 + 9 * 64 * 64 + 64 * 256),
+        "bottleneck 256-d": (Bottleneck(256, 64), 256,
+                             256 * 64 + 9 * 64 * 64 + 64 * 256),
         "basic 64-d": (BasicBlock(64, 64), 64, 2 * 9 * 64 * 64),
         "basic 256-d": (BasicBlock(256, 256), 256, 2 * 9 * 256 * 256),
     }

@@ -9,7 +9,6 @@
 
 # %%
 import torch
-from torch import nn
 from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
@@ -34,13 +33,15 @@ from labml_style_src.resnet_v1.resnet import ResNet, stage_shapes
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 
 
-def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut="A", block=BasicBlock) -> ResNet:
+def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut="A",
+                 block=BasicBlock) -> ResNet:
     # depth = 6n + 2: the stem conv, 3 stages × n blocks × 2 convs, the fc layer.
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNets have depth 6n+2 with n ≥ 1 (8, 14, 20, …), e.g. the paper's "
-                         f"{CIFAR_DEPTHS}; got {depth}")
+        raise ValueError(f"CIFAR ResNets have depth 6n+2 with n ≥ 1 (8, 14, 20, …), "
+                         f"e.g. the paper's {CIFAR_DEPTHS}; got {depth}")
     n = (depth - 2) // 6
-    return ResNet(block, (n, n, n), widths=(16, 32, 64), stem="cifar", shortcut=shortcut, num_classes=num_classes)
+    return ResNet(block, (n, n, n), widths=(16, 32, 64), stem="cifar",
+                  shortcut=shortcut, num_classes=num_classes)
 
 
 # %% [markdown]
@@ -57,10 +58,12 @@ if __name__ == "__main__":
     shapes = stage_shapes(model, x)
     for name, shape in shapes.items():
         print(f"{name:10s}", shape)
-    assert list(shapes.values())[1:] == [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
+    stages = list(shapes.values())[1:]
+    assert stages == [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
     with torch.no_grad():
         assert model(x).shape == (2, 10)
-    print(model.stages.conv3_x[0].shortcut)  # option A where 16 → 32 channels and 32 → 16 pixels
+    # Option A where 16 → 32 channels and 32 → 16 pixels.
+    print(model.stages.conv3_x[0].shortcut)
 
 # %% [markdown]
 # ## Parameters: Table 6
@@ -115,10 +118,11 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     torch.manual_seed(0)
     model = cifar_resnet(20).to(DEVICE).train()
-    images, labels = torch.randn(8, 3, 32, 32, device=DEVICE), torch.randint(0, 10, (8,), device=DEVICE)
+    images = torch.randn(8, 3, 32, 32, device=DEVICE)
+    labels = torch.randint(0, 10, (8,), device=DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     losses = []
-    for step in range(8):
+    for _step in range(8):
         loss = nnf.cross_entropy(model(images), labels)
         opt.zero_grad()
         loss.backward()

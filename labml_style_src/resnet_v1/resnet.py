@@ -17,10 +17,9 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNET_TABLE_1
-from labml_style_src.resnet_v1.bottleneck import STRIDE_ON, Bottleneck, count_macs
+from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_stride_on, count_macs
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3, n_params
 from labml_style_src.resnet_v1.shortcuts import get_shortcut
-
 
 # %% [markdown]
 # ## Table 1 as data
@@ -55,8 +54,8 @@ class Arch:
 
     def __post_init__(self):
         if self.block not in LAYERS_PER_BLOCK:
-            raise ValueError(f"block must be one of "
-                             f"{[b.__name__ for b in LAYERS_PER_BLOCK]}, got {self.block!r}")
+            names = [b.__name__ for b in LAYERS_PER_BLOCK]
+            raise ValueError(f"block must be one of {names}, got {self.block!r}")
         # depth = stem conv + fc + weight layers of all blocks.
         per_block = LAYERS_PER_BLOCK[self.block]
         counted = 2 + per_block * sum(self.blocks_per_stage)
@@ -103,7 +102,9 @@ def imagenet_stem(c_in: int, c_out: int) -> nn.Sequential:
 
 def cifar_stem(c_in: int, c_out: int) -> nn.Sequential:
     # CIFAR: one 3×3 conv → BN → ReLU, no pooling: [B, 3, 32, 32] -> [B, 16, 32, 32].
-    return nn.Sequential(OrderedDict(conv=conv3x3(c_in, c_out), bn=nn.BatchNorm2d(c_out), relu=nn.ReLU(inplace=True)))
+    return nn.Sequential(OrderedDict(
+        conv=conv3x3(c_in, c_out), bn=nn.BatchNorm2d(c_out), relu=nn.ReLU(inplace=True),
+    ))
 
 
 STEMS = {"imagenet": imagenet_stem, "cifar": cifar_stem}
@@ -176,20 +177,19 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3", groups=1,
-           base_width=64) -> ResNet:
+def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3",
+           groups=1, base_width=64) -> ResNet:
     # Any column of Table 1; the defaults give torchvision's layout.
     if depth not in TABLE_1:
         raise ValueError(f"unknown depth {depth}; Table 1 has {sorted(TABLE_1)}")
-    if stride_on not in STRIDE_ON:
-        raise ValueError(f"stride_on must be one of {STRIDE_ON} ('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
+    check_stride_on(stride_on)  # also for basic blocks, which ignore it
     arch = TABLE_1[depth]
     kwargs = {}
     if arch.block is Bottleneck:
         kwargs = dict(stride_on=stride_on, groups=groups, base_width=base_width)
     elif groups != 1 or base_width != 64:
-        raise ValueError(f"ResNet-{depth} uses basic blocks, which have no groups/base_width; "
-                         f"use depth 50, 101 or 152")
+        raise ValueError(f"ResNet-{depth} uses basic blocks, which have no "
+                         f"groups/base_width; use depth 50, 101 or 152")
     return ResNet(arch.block, arch.blocks_per_stage, shortcut=shortcut,
                   num_classes=num_classes, **kwargs)
 
@@ -242,12 +242,15 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     with torch.device("meta"):
         for depth, arch in TABLE_1.items():
-            ours, theirs = n_params(resnet(depth)), n_params(getattr(torchvision.models, f"resnet{depth}")())
-            print(f"ResNet-{depth:<3d} {arch.block.__name__:10s} {arch.blocks_per_stage}  params {ours:12,d}")
+            ours = n_params(resnet(depth))
+            theirs = n_params(getattr(torchvision.models, f"resnet{depth}")())
+            print(f"ResNet-{depth:<3d} {arch.block.__name__:10s} "
+                  f"{arch.blocks_per_stage}  params {ours:12,d}")
             assert ours == theirs
         by_option = {o: n_params(resnet(34, shortcut=o)) for o in "ABC"}
     print("ResNet-34 params by shortcut option:", by_option)
-    assert by_option["B"] - by_option["A"] == sum(c * 2 * c + 2 * 2 * c for c in (64, 128, 256))
+    projections = sum(c * 2 * c + 2 * 2 * c for c in (64, 128, 256))
+    assert by_option["B"] - by_option["A"] == projections
 
 # %% [markdown]
 # ## Multiply-adds: V1 against V1.5
@@ -313,7 +316,8 @@ if __name__ == "__main__":
     x = torch.randn(2, 3, 64, 64, device=DEVICE)
     with torch.no_grad():
         diff = (ours(x) - theirs(x)).abs().max().item()
-    print("layer2.0.downsample.0.weight ->", from_torchvision({"layer2.0.downsample.0.weight": 0}).popitem()[0])
+    key = "layer2.0.downsample.0.weight"
+    print(key, "->", from_torchvision({key: 0}).popitem()[0])
     print("max |ours - torchvision| on the logits:", diff)
     assert diff <= 1e-5
 

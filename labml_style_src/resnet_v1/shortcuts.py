@@ -23,14 +23,22 @@
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
-from torch.nn import functional as nnf  # not `F`: on this site `F` is the residual branch
+from torch.nn import functional as nnf  # not `F`: `F` is the residual branch
 from torchvision.transforms.v2.functional import horizontal_flip, ten_crop
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
-    RESNET_34_EXTRA_PROJECTIONS_C, RESNET_TABLE_1, RESNET_TABLE_2, RESNET_TABLE_3)
+    RESNET_34_EXTRA_PROJECTIONS_C,
+    RESNET_TABLE_1,
+    RESNET_TABLE_2,
+    RESNET_TABLE_3,
+)
 from labml_style_src.resnet_v1.residual_block import (
-    BasicBlock, conv1x1, identity_or_projection, n_params)
+    BasicBlock,
+    conv1x1,
+    identity_or_projection,
+    n_params,
+)
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
@@ -48,7 +56,8 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         if c_out < c_in:
-            raise ValueError(f"option A can only add channels, got c_in={c_in} > c_out={c_out}")
+            raise ValueError(f"option A can only add channels, "
+                             f"got c_in={c_in} > c_out={c_out}")
         self.extra, self.stride = c_out - c_in, stride
 
     def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, ceil(H / s), ceil(W / s)]
@@ -99,7 +108,8 @@ def get_shortcut(option):
     if callable(option):
         return option
     if option not in SHORTCUTS:
-        raise ValueError(f"unknown shortcut option {option!r}; choose one of {sorted(SHORTCUTS)} or pass a function")
+        raise ValueError(f"unknown shortcut option {option!r}; "
+                         f"choose one of {sorted(SHORTCUTS)} or pass a function")
     return SHORTCUTS[option]
 
 
@@ -115,9 +125,13 @@ def get_shortcut(option):
 if __name__ == "__main__":
     print("option  16→32 /2   32→32")
     for name, make in SHORTCUTS.items():
-        print(f"  {name}     {n_params(make(16, 32, 2)):6d}   {n_params(make(32, 32, 1)):6d}")
-    assert [n_params(make(16, 32, 2)) for make in SHORTCUTS.values()] == [0, 16 * 32 + 2 * 32, 16 * 32 + 2 * 32]
-    assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [0, 0, 32 * 32 + 2 * 32]
+        down, keep = n_params(make(16, 32, 2)), n_params(make(32, 32, 1))
+        print(f"  {name}     {down:6d}   {keep:6d}")
+    projection = 16 * 32 + 2 * 32  # 1×1 weights + BN's γ, β
+    assert [n_params(make(16, 32, 2)) for make in SHORTCUTS.values()] == [
+        0, projection, projection]
+    assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [
+        0, 0, 32 * 32 + 2 * 32]
 
 # %% [markdown]
 # ## Outputs
@@ -137,10 +151,12 @@ if __name__ == "__main__":
         for name, make in SHORTCUTS.items():
             outs[name] = make(16, 32, 2).to(DEVICE).eval()(x)  # [B, 32, 16, 16]
             zero = (outs[name] == 0).all(dim=(0, 2, 3)).sum().item()
-            print(f"option {name}: shape {tuple(outs[name].shape)}, all-zero channels: {zero} of 32")
+            print(f"option {name}: shape {tuple(outs[name].shape)}, "
+                  f"all-zero channels: {zero} of 32")
     a = outs["A"]
     assert torch.equal(a[:, :16], x[:, :, ::2, ::2]) and (a[:, 16:] == 0).all()
-    assert (outs["B"] != 0).any(dim=(0, 2, 3)).all()  # every channel of B carries signal
+    # Every channel of B carries signal.
+    assert (outs["B"] != 0).any(dim=(0, 2, 3)).all()
 
 # %% [markdown]
 # All three give the same shape as $F$ on an odd map, here 7×7 → 4×4, as in a block whose input
@@ -149,10 +165,12 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     x_odd = torch.randn(1, 16, 7, 7, device=DEVICE)
-    f = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False).to(DEVICE)  # like the first conv of F
-    for name, make in SHORTCUTS.items():
+    # Like the first conv of F:
+    f = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False).to(DEVICE)
+    for make in SHORTCUTS.values():
         with torch.no_grad():
-            assert make(16, 32, 2).to(DEVICE)(x_odd).shape == f(x_odd).shape == (1, 32, 4, 4)
+            shortcut = make(16, 32, 2).to(DEVICE)
+            assert shortcut(x_odd).shape == f(x_odd).shape == (1, 32, 4, 4)
     print("7×7 input: F and options A, B, C all give [1, 32, 4, 4]")
 
 # %% [markdown]
@@ -235,7 +253,7 @@ if __name__ == "__main__":
     left.legend()
     totals = [sum(per_stage[option]) / 1e6 for option in "ABC"]
     right.plot(totals, list(table_3.values()), "o-")
-    for option, x, y in zip("ABC", totals, table_3.values(), strict=True):
+    for option, x, y in zip("ABC", totals, table_3.values()):
         right.annotate(option, (x, y), textcoords="offset points", xytext=(6, 4))
     right.axhline(RESNET_TABLE_2["plain", 34], linestyle="--", color="grey",
                   label="plain-34")

@@ -18,7 +18,6 @@ from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import PREACT_TABLE_2
 from labml_style_src.resnet_v1.residual_block import conv3x3, residual_add
 
-
 # %% [markdown]
 # ## The same parts in five orders
 #

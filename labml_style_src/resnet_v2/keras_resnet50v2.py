@@ -19,10 +19,11 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import (
-    KERAS_RESNET50V2_TRAINABLE, KERAS_RESNET_V2_TOTAL)
+    KERAS_RESNET50V2_TRAINABLE,
+    KERAS_RESNET_V2_TOTAL,
+)
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
-
 
 # %% [markdown]
 # ## `block2`: one pre-activation bottleneck

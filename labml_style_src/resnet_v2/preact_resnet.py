@@ -22,9 +22,13 @@ from torch import nn
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import PREACT_TABLE_3, PREACT_TABLE_4_CIFAR10
 from labml_style_src.resnet_v1.bottleneck import Bottleneck
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
+from labml_style_src.resnet_v1.residual_block import (
+    conv1x1,
+    conv3x3,
+    n_params,
+    residual_add,
+)
 from labml_style_src.resnet_v1.resnet import ResNet
-
 
 # %% [markdown]
 # ## The pre-activation bottleneck

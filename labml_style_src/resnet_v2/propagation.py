@@ -24,7 +24,6 @@ from torch import nn
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import conv3x3, residual_add
 
-
 # %% [markdown]
 # ## A unit with $f$ = identity
 #
@@ -243,7 +242,7 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for lam in (0.5, 0.9, 1.0, 1.1):
-        for ax, F_off in zip(axes, (True, False), strict=True):
+        for ax, F_off in zip(axes, (True, False)):
             units = make_stack(L, lam, F_off=F_off)
             norms = gradient_at_each_depth(units, sample_input(), readout)
             ax.semilogy(range(L + 1), norms, label=f"λ = {lam}")
@@ -251,7 +250,7 @@ if __name__ == "__main__":
                 assert all(abs(n / lam ** (L - l) - 1) < 1e-12
                            for l, n in enumerate(norms))
     titles = ("F switched off: direct term only", "F as initialised")
-    for ax, title in zip(axes, titles, strict=True):
+    for ax, title in zip(axes, titles):
         ax.set_title(title)
         ax.set_xlabel("unit l (0 = bottom of the stack)")
         ax.legend()

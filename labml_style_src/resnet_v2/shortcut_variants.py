@@ -19,8 +19,12 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import PREACT_FAIL_ABOVE, PREACT_TABLE_1
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, n_params, residual_add
-
+from labml_style_src.resnet_v1.residual_block import (
+    conv1x1,
+    conv3x3,
+    n_params,
+    residual_add,
+)
 
 # %% [markdown]
 # ## One interface: `merge(x, fx)`
@@ -230,7 +234,7 @@ if __name__ == "__main__":
     print(f"{'case':<21} {'shortcut':>11} {'F':>5} {'error %':>8}  {'remark':<20} "
           f"{'shortcut gain, 54 units':>24}")
     gains = {}
-    for row, setting in zip(PREACT_TABLE_1, TABLE_1_SETTINGS, strict=True):
+    for row, setting in zip(PREACT_TABLE_1, TABLE_1_SETTINGS):
         case, variant, kwargs = setting
         assert row.case == case  # each setting sits on its own row
         gains[case, row.remark] = gain = shortcut_path_gain(variant, **kwargs)

@@ -56,7 +56,8 @@ def write_cifar_format(root, train_images, train_labels, test_images, test_label
         if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
             raise ValueError(f"CIFAR images are uint8 [N, 32, 32, 3], got shape {images.shape}")
     # HWC -> CHW -> one 3072-long row per image: all red, then all green, then all blue.
-    rows = lambda images: images.transpose(0, 3, 1, 2).reshape(len(images), 3 * 32 * 32)
+    def rows(images):
+        return images.transpose(0, 3, 1, 2).reshape(len(images), 3 * 32 * 32)
     # Five training files, as close to equal in size as the count allows.
     parts = np.array_split(np.arange(len(train_images)), len(TRAIN_FILES))
     for name, idx in zip(TRAIN_FILES, parts):

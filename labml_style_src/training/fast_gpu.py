@@ -25,7 +25,14 @@ from torch.utils.data import Dataset
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
 from labml_style_src.resnet_v1.residual_block import n_params
-from labml_style_src.training.recipe import PAPER, LoaderBatches, fit, paper_transform, to_device, train_step
+from labml_style_src.training.recipe import (
+    PAPER,
+    LoaderBatches,
+    fit,
+    paper_transform,
+    to_device,
+    train_step,
+)
 
 # %% [markdown]
 # ## Crop and flip a whole batch with one gather

@@ -30,6 +30,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -44,7 +45,6 @@ from tqdm.auto import tqdm
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import digits_as_cifar, load_cifar10
-
 
 # %% [markdown]
 # ## The recipe as data
@@ -374,7 +374,7 @@ def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE
                      history=history, model=core.state_dict(), optimizer=optimizer.state_dict(),
                      scheduler=scheduler.state_dict(), rng_cpu=torch.get_rng_state(),
                      rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        atomic_write(path, partial(torch.save, state))  # torch.save(state, tmp)
     bar.close()
     return history
 
