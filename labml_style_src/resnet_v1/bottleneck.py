@@ -54,7 +54,7 @@ from labml_style_src.resnet_v1.residual_block import (
 STRIDE_ON = ("1x1", "3x3")
 
 
-def check_stride_on(stride_on: str) -> None:
+def validate_stride_on(stride_on: str) -> None:
     if stride_on not in STRIDE_ON:
         raise ValueError(f"stride_on must be one of {STRIDE_ON} "
                          f"('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
@@ -68,7 +68,7 @@ class Bottleneck(nn.Module):
                  shortcut=identity_or_projection, stride_on: str = "3x3",
                  groups: int = 1, base_width: int = 64):
         super().__init__()
-        check_stride_on(stride_on)
+        validate_stride_on(stride_on)
         # `inner`: channels of the 3×3; equal to `width` unless ResNeXt's groups rescale it.
         inner = int(width * base_width / 64) * groups
         if inner < groups:  # each of the `groups` paths needs at least one channel

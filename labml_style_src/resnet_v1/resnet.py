@@ -17,7 +17,11 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNET_TABLE_1
-from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_stride_on, count_macs
+from labml_style_src.resnet_v1.bottleneck import (
+    Bottleneck,
+    count_macs,
+    validate_stride_on,
+)
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3, n_params
 from labml_style_src.resnet_v1.shortcuts import get_shortcut
 
@@ -182,7 +186,7 @@ def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3"
     # Any column of Table 1; the defaults give torchvision's layout.
     if depth not in TABLE_1:
         raise ValueError(f"unknown depth {depth}; Table 1 has {sorted(TABLE_1)}")
-    check_stride_on(stride_on)  # also for basic blocks, which ignore it
+    validate_stride_on(stride_on)  # also for basic blocks, which ignore it
     arch = TABLE_1[depth]
     kwargs = {}
     if arch.block is Bottleneck:
