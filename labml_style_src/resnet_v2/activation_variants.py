@@ -46,7 +46,8 @@ ACTIVATION_VARIANTS = {
 
 def layers(order: str, c: int) -> nn.Sequential:
     # "conv bn relu" -> conv3×3 → BN → ReLU on `c` channels; "" -> the identity.
-    make = {"conv": lambda: conv3x3(c, c), "bn": lambda: nn.BatchNorm2d(c), "relu": nn.ReLU}
+    make = {"conv": lambda: conv3x3(c, c), "bn": lambda: nn.BatchNorm2d(c),
+            "relu": nn.ReLU}
     return nn.Sequential(*(make[name]() for name in order.split()))
 
 
@@ -54,7 +55,8 @@ class ActivationVariantUnit(nn.Module):
     def __init__(self, c: int, variant: str = "full_preact"):
         super().__init__()
         if variant not in ACTIVATION_VARIANTS:
-            raise ValueError(f"unknown activation variant {variant!r}; choose one of {list(ACTIVATION_VARIANTS)}")
+            raise ValueError(f"unknown activation variant {variant!r}; "
+                             f"choose one of {list(ACTIVATION_VARIANTS)}")
         F_order, f_order = ACTIVATION_VARIANTS[variant]
         self.F, self.f = layers(F_order, c), layers(f_order, c)
 
@@ -105,15 +107,18 @@ if __name__ == "__main__":
 # - `off: grad ratio`: the same gradient ratio; 1 means the direct term of eq. (5) arrives untouched.
 
 # %%
-def measure(variant: str, n_units: int = 100, c: int = 8, seed: int = 0, F_off: bool = False) -> dict:
+def measure(variant: str, n_units: int = 100, c: int = 8, seed: int = 0,
+            F_off: bool = False) -> dict:
     torch.manual_seed(seed)
-    units = nn.ModuleList(ActivationVariantUnit(c, variant) for _ in range(n_units)).to(DEVICE)
+    units = nn.ModuleList(ActivationVariantUnit(c, variant) for _ in range(n_units))
+    units = units.to(DEVICE)
     if F_off:
         for unit in units:
             nn.init.zeros_([m for m in unit.F if isinstance(m, nn.Conv2d)][-1].weight)
     # A forward hook on every $F$ collects $F(x_i)$ during the one forward pass.
     F_outputs = []
-    hooks = [unit.F.register_forward_hook(lambda module, inputs, out: F_outputs.append(out)) for unit in units]
+    hooks = [unit.F.register_forward_hook(lambda m, inputs, out: F_outputs.append(out))
+             for unit in units]
     x0 = torch.randn(4, c, 8, 8).to(DEVICE).requires_grad_()  # [B, c, H, W]
     xL = x0
     for unit in units:
@@ -141,12 +146,15 @@ if __name__ == "__main__":
     print(f"{'variant':<21}" + "".join(f"{col:>13}" for col in columns)
           + f"{'off: |x_L-x_0|/|x_0|':>21}{'off: grad ratio':>16}")
     for name in ACTIVATION_VARIANTS:
+        off_change, off_grad = off[name]["|x_L-x_0|/|x_0|"], off[name]["grad x_0/x_L"]
         print(f"{name:<21}" + "".join(f"{on[name][col]:>13.4g}" for col in columns)
-              + f"{off[name]['|x_L-x_0|/|x_0|']:>21.4g}{off[name]['grad x_0/x_L']:>16.4g}")
-    clean, unclean = ("relu_before_addition", "relu_only_preact", "full_preact"), ("original", "bn_after_addition")
-    for name in clean:  # f = identity: eq. (4) to float rounding, and an untouched shortcut path
+              + f"{off_change:>21.4g}{off_grad:>16.4g}")
+    clean = ("relu_before_addition", "relu_only_preact", "full_preact")
+    unclean = ("original", "bn_after_addition")
+    for name in clean:  # f = identity: eq. (4) to rounding, an untouched shortcut path
         assert on[name]["eq.(4) gap"] < 1e-5
-        assert off[name]["|x_L-x_0|/|x_0|"] == 0 and abs(off[name]["grad x_0/x_L"] - 1) < 1e-6
+        assert off[name]["|x_L-x_0|/|x_0|"] == 0
+        assert abs(off[name]["grad x_0/x_L"] - 1) < 1e-6
     for name in unclean:  # something sits after every addition
         assert on[name]["eq.(4) gap"] > 0.1 and off[name]["|x_L-x_0|/|x_0|"] > 0.1
     # (b): BN after every addition pins the size of the signal; all the others let it grow. Even with

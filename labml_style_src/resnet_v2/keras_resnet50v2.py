@@ -52,28 +52,33 @@ class Block2(nn.Module):
     expansion = 4
 
     # `width`: channels of the 3×3, as in every block on this site (Keras calls it `filters`).
-    def __init__(self, c_in: int, width: int, stride: int = 1, conv_shortcut: bool = False):
+    def __init__(self, c_in: int, width: int, stride: int = 1,
+                 conv_shortcut: bool = False):
         super().__init__()
         c_out = 4 * width
-        self.preact = nn.Sequential(OrderedDict(preact_bn=keras_bn(c_in), preact_relu=nn.ReLU()))
-        if conv_shortcut:
-            self.shortcut = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)  # `_0_conv`, bias
+        self.preact = nn.Sequential(OrderedDict(preact_bn=keras_bn(c_in),
+                                                preact_relu=nn.ReLU()))
+        if conv_shortcut:  # `_0_conv`, with bias
+            self.shortcut = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)
+        elif stride > 1:
+            self.shortcut = nn.MaxPool2d(kernel_size=1, stride=stride)
         else:
-            self.shortcut = nn.MaxPool2d(kernel_size=1, stride=stride) if stride > 1 else nn.Identity()
+            self.shortcut = nn.Identity()
         self.shortcut_reads_preact = conv_shortcut
         self.F = nn.Sequential(OrderedDict([
             ("1_conv", nn.Conv2d(c_in, width, kernel_size=1, bias=False)),
             ("1_bn", keras_bn(width)), ("1_relu", nn.ReLU()),
             ("2_pad", nn.ZeroPad2d(1)),
-            ("2_conv", nn.Conv2d(width, width, kernel_size=3, stride=stride, bias=False)),
+            ("2_conv", nn.Conv2d(width, width, 3, stride=stride, bias=False)),
             ("2_bn", keras_bn(width)), ("2_relu", nn.ReLU()),
             ("3_conv", nn.Conv2d(width, c_out, kernel_size=1)),
         ]))
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H/stride, W/stride]
         a = self.preact(x)
+        h = self.shortcut(a if self.shortcut_reads_preact else x)
         # `_out` = Add([shortcut, x]): $F(\mathrm{preact}(x)) + h$, nothing after the addition.
-        return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
+        return residual_add(self.F(a), h)
 
 
 # %% [markdown]
@@ -89,7 +94,8 @@ def stack2(c_in: int, width: int, blocks: int, stride1: int = 2) -> nn.Sequentia
     layout = [Block2(c_in, width, conv_shortcut=True)]
     layout += [Block2(4 * width, width) for _ in range(2, blocks)]
     layout += [Block2(4 * width, width, stride=stride1)]
-    return nn.Sequential(OrderedDict((f"block{i + 1}", block) for i, block in enumerate(layout)))
+    return nn.Sequential(OrderedDict((f"block{i}", block)
+                                     for i, block in enumerate(layout, start=1)))
 
 
 # %% [markdown]
@@ -106,15 +112,16 @@ class ResNetV2(nn.Module):
     def __init__(self, blocks_per_stage=(3, 4, 6, 3), num_classes: int = 1000):
         super().__init__()
         self.stem = nn.Sequential(OrderedDict(
-            conv1_pad=nn.ZeroPad2d(3), conv1_conv=nn.Conv2d(3, 64, kernel_size=7, stride=2),
-            pool1_pad=nn.ZeroPad2d(1), pool1_pool=nn.MaxPool2d(kernel_size=3, stride=2),
+            conv1_pad=nn.ZeroPad2d(3), conv1_conv=nn.Conv2d(3, 64, 7, stride=2),
+            pool1_pad=nn.ZeroPad2d(1), pool1_pool=nn.MaxPool2d(3, stride=2),
         ))
         n2, n3, n4, n5 = blocks_per_stage
         self.stages = nn.Sequential(OrderedDict(
             conv2=stack2(64, 64, n2), conv3=stack2(256, 128, n3),
             conv4=stack2(512, 256, n4), conv5=stack2(1024, 512, n5, stride1=1),
         ))
-        self.post = nn.Sequential(OrderedDict(post_bn=keras_bn(2048), post_relu=nn.ReLU()))
+        self.post = nn.Sequential(OrderedDict(post_bn=keras_bn(2048),
+                                              post_relu=nn.ReLU()))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2048, num_classes)
         self.reset_parameters()
@@ -138,8 +145,8 @@ KERAS_DEPTHS = (50, 101, 152)
 def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
     # ResNet50V2 / ResNet101V2 / ResNet152V2.
     if depth not in KERAS_DEPTHS:
-        raise ValueError(f"Keras has ResNet50V2, ResNet101V2 and ResNet152V2: depth must be one of "
-                         f"{list(KERAS_DEPTHS)}, got {depth}")
+        raise ValueError(f"Keras has ResNet50V2, ResNet101V2 and ResNet152V2: depth "
+                         f"must be one of {list(KERAS_DEPTHS)}, got {depth}")
     return ResNetV2(TABLE_1[depth].blocks_per_stage, num_classes)
 
 
@@ -237,13 +244,15 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     with torch.no_grad():
-        conv1 = model.stem.conv1_conv(model.stem.conv1_pad(torch.randn(1, 3, 224, 224, device=DEVICE)))
+        image = torch.randn(1, 3, 224, 224, device=DEVICE)
+        conv1 = model.stem.conv1_conv(model.stem.conv1_pad(image))
         keras_pool = model.stem.pool1_pool(model.stem.pool1_pad(conv1))
         torch_pool = nn.MaxPool2d(3, 2, padding=1)(conv1)
     differ = (keras_pool != torch_pool)
-    print("pooled map", tuple(keras_pool.shape), "| positions that differ:", differ.sum().item(),
-          "| all on the border:", not differ[..., 1:-1, 1:-1].any().item())
-    assert keras_pool.shape == torch_pool.shape and differ.any() and not differ[..., 1:-1, 1:-1].any()
+    inside = differ[..., 1:-1, 1:-1].any().item()
+    print("pooled map", tuple(keras_pool.shape), "| positions that differ:",
+          differ.sum().item(), "| all on the border:", not inside)
+    assert keras_pool.shape == torch_pool.shape and differ.any() and not inside
 
 # %% [markdown]
 # ## Side by side with the ResNet v1 constructor
@@ -290,7 +299,8 @@ if __name__ == "__main__":
     print(f"{'':<14}{'v1 ResNet-50':>14}{'ResNet50V2':>14}{'difference':>12}")
     for key in v1:
         print(f"{key:<14}{v1[key]:>14,}{v2[key]:>14,}{v2[key] - v1[key]:>+12,}")
-    print(f"{'total':<14}{sum(v1.values()):>14,}{sum(v2.values()):>14,}{sum(v2.values()) - sum(v1.values()):>+12,}")
+    total_1, total_2 = sum(v1.values()), sum(v2.values())
+    print(f"{'total':<14}{total_1:>14,}{total_2:>14,}{total_2 - total_1:>+12,}")
     assert v1["conv weights"] == v2["conv weights"] and v1["fc"] == v2["fc"]
     assert sum(v1.values()) == 25_557_032  # torchvision's resnet50
 

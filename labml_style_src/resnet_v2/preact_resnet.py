@@ -61,7 +61,8 @@ class PreActBottleneck(nn.Module):
     # Channels leaving the unit = `width * 4`, as in the v1 bottleneck.
     expansion = 4
 
-    def __init__(self, c_in: int, width: int, stride: int = 1, shortcut=preact_shortcut):
+    def __init__(self, c_in: int, width: int, stride: int = 1,
+                 shortcut=preact_shortcut):
         super().__init__()
         c_out = width * self.expansion
         # The first BN → ReLU of $F$, shared with a projecting shortcut.
@@ -75,10 +76,11 @@ class PreActBottleneck(nn.Module):
         self.shortcut = shortcut(c_in, c_out, stride)
         self.shortcut_reads_preact = not isinstance(self.shortcut, nn.Identity)
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H/stride, W/stride]
         a = self.preact(x)
         # $x_{l+1} = F(x_l) + h(x_l)$ with nothing after the addition.
-        return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
+        h = self.shortcut(a if self.shortcut_reads_preact else x)
+        return residual_add(self.F(a), h)
 
 
 # %% [markdown]
@@ -112,8 +114,9 @@ def preact_cifar_net(block, n: int, num_classes: int = 10) -> ResNet:
 def preact_cifar_resnet(depth: int, num_classes: int = 10) -> ResNet:
     # depth = 9n + 2: conv$_1$, 3 stages × n units × 3 layers, the fc layer.
     if depth < 11 or (depth - 2) % 9:
-        raise ValueError(f"pre-activation CIFAR ResNets with bottleneck units have depth 9n+2 (n >= 1), "
-                         f"e.g. 164 (n=18) or 1001 (n=111); got {depth}")
+        raise ValueError(f"pre-activation CIFAR ResNets with bottleneck units have "
+                         f"depth 9n+2 (n >= 1), e.g. 164 (n=18) or 1001 (n=111); "
+                         f"got {depth}")
     return preact_cifar_net(PreActBottleneck, (depth - 2) // 9, num_classes)
 
 
@@ -132,7 +135,8 @@ if __name__ == "__main__":
     print("stem            ", tuple(h.shape))
     for name, stage in net.stages.named_children():
         h = stage(h)
-        print(f"{name:<16}", tuple(h.shape), "first unit projects:", stage[0].shortcut_reads_preact)
+        projects = stage[0].shortcut_reads_preact
+        print(f"{name:<16}", tuple(h.shape), "first unit projects:", projects)
     h = net.post(h)
     print("post (BN → ReLU)", tuple(h.shape))
     logits = net(x)
@@ -162,8 +166,8 @@ def param_breakdown(net: nn.Module) -> dict:
 if __name__ == "__main__":
     rows = {
         "pre-act ResNet-164": param_breakdown(preact_cifar_resnet(164)),
-        "original ResNet-164": param_breakdown(ResNet(Bottleneck, (18, 18, 18), (16, 32, 64), stem="cifar",
-                                                      num_classes=10)),
+        "original ResNet-164": param_breakdown(ResNet(
+            Bottleneck, (18, 18, 18), (16, 32, 64), stem="cifar", num_classes=10)),
         "pre-act ResNet-1001": param_breakdown(preact_cifar_resnet(1001)),
     }
     print(f"{'':<21}{'total':>12}{'conv':>12}{'BN':>10}{'fc':>7}")

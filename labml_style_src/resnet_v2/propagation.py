@@ -85,7 +85,8 @@ def forward_all(units: nn.ModuleList, x0: torch.Tensor) -> list:
 def sample_input(c: int = 8, seed: int = 1) -> torch.Tensor:
     # `[B, c, H, W]` = [2, 8, 6, 6], and we will want $\partial E / \partial x_0$.
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(2, c, 6, 6, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    x = torch.randn(2, c, 6, 6, generator=g, dtype=torch.float64)
+    return x.to(DEVICE).requires_grad_()
 
 
 # %% [markdown]
@@ -104,11 +105,13 @@ if __name__ == "__main__":
     L = 54
     units = make_stack(L)
     xs = forward_all(units, sample_input())
-    print(f"{'l':>3} {'|x_L|':>10} {'|x_l|':>10} {'|sum F|':>10} {'max |x_L - x_l - sum F|':>24}")
+    print(f"{'l':>3} {'|x_L|':>10} {'|x_l|':>10} {'|sum F|':>10} "
+          f"{'max |x_L - x_l - sum F|':>24}")
     for l in (0, 10, 27, 53):
         sum_F = sum(units[i].F(xs[i]) for i in range(l, L))
         err = (xs[L] - xs[l] - sum_F).abs().max().item()
-        print(f"{l:>3} {xs[L].norm():>10.2f} {xs[l].norm():>10.2f} {sum_F.norm():>10.2f} {err:>24.2e}")
+        norms = (xs[L].norm(), xs[l].norm(), sum_F.norm())
+        print(f"{l:>3}" + "".join(f" {n:>10.2f}" for n in norms) + f" {err:>24.2e}")
         assert err < 1e-9 * xs[L].abs().max().item()
 
 # %% [markdown]
@@ -127,14 +130,16 @@ if __name__ == "__main__":
 # so $\partial E / \partial \mathbf{x}_L$ is a known tensor.
 
 # %%
-def grad_decomposition(units: nn.ModuleList, x0: torch.Tensor, l: int, readout: torch.Tensor):
+def grad_decomposition(units: nn.ModuleList, x0: torch.Tensor, l: int,
+                       readout: torch.Tensor):
     # Returns $\partial E/\partial x_L$, $\partial E/\partial x_l$ and the term through the weights.
     xs = forward_all(units, x0)
     L = len(units)
     E = (xs[L] * readout).sum()
     dE_dxL, dE_dxl = torch.autograd.grad(E, [xs[L], xs[l]], retain_graph=True)
     # $\hat F_i = \lambda^{L-1-i} F(x_i)$ (eq. 7); plain $F$ when $\lambda = 1$.
-    sum_F_hat = sum(units[i].lam ** (L - 1 - i) * units[i].F(xs[i]) for i in range(l, L))
+    sum_F_hat = sum(units[i].lam ** (L - 1 - i) * units[i].F(xs[i])
+                    for i in range(l, L))
     through_F, = torch.autograd.grad(sum_F_hat, xs[l], grad_outputs=dE_dxL)
     return dE_dxL, dE_dxl, through_F
 
@@ -143,11 +148,13 @@ def grad_decomposition(units: nn.ModuleList, x0: torch.Tensor, l: int, readout: 
 if __name__ == "__main__":
     torch.manual_seed(2)
     readout = torch.randn_like(xs[L])  # E = <readout, x_L>, so dE/dx_L = readout
-    print(f"{'l':>3} {'|dE/dx_l|':>10} {'|direct|':>10} {'|via F|':>10} {'max |dE/dx_l - dE/dx_L - via F|':>32}")
+    print(f"{'l':>3} {'|dE/dx_l|':>10} {'|direct|':>10} {'|via F|':>10} "
+          f"{'max |dE/dx_l - dE/dx_L - via F|':>32}")
     for l in (0, 10, 27, 53):
         dE_dxL, dE_dxl, via_F = grad_decomposition(units, sample_input(), l, readout)
         err = (dE_dxl - dE_dxL - via_F).abs().max().item()
-        print(f"{l:>3} {dE_dxl.norm():>10.3f} {dE_dxL.norm():>10.3f} {via_F.norm():>10.3f} {err:>32.2e}")
+        norms = (dE_dxl.norm(), dE_dxL.norm(), via_F.norm())
+        print(f"{l:>3}" + "".join(f" {n:>10.3f}" for n in norms) + f" {err:>32.2e}")
         assert torch.equal(dE_dxL, readout)
         assert err < 1e-9 * dE_dxl.abs().max().item()
 
@@ -170,9 +177,10 @@ if __name__ == "__main__":
             for unit in small:
                 unit.F[-1].weight.mul_(eps)
         dE_dxL, dE_dx0, via_F = grad_decomposition(small, sample_input(), 0, readout)
-        ratio, via = (dE_dx0.norm() / dE_dxL.norm()).item(), (via_F.norm() / dE_dxL.norm()).item()
+        ratio = (dE_dx0.norm() / dE_dxL.norm()).item()
+        via = (via_F.norm() / dE_dxL.norm()).item()
         print(f"{eps:>7.0e} {ratio:>24.6f} {via:>22.2e}")
-    assert abs(ratio - 1) < 1e-4 and via < 1e-4  # eps = 1e-6: only the direct term is left
+    assert abs(ratio - 1) < 1e-4 and via < 1e-4  # eps = 1e-6: only the direct term left
 
 # %% [markdown]
 # ## Eq. (8): a scaled shortcut multiplies the direct term by $\lambda^{L-l}$
@@ -208,18 +216,22 @@ def gradient_at_each_depth(units: nn.ModuleList, x0: torch.Tensor,
 
 # %%
 if __name__ == "__main__":
-    print(f"{'lambda':>6} {'lambda^54':>10} {'shortcut only':>14} {'full |dE/dx_0|/|dE/dx_L|':>25} {'eq. (8) error':>14}")
+    print(f"{'lambda':>6} {'lambda^54':>10} {'shortcut only':>14} "
+          f"{'full |dE/dx_0|/|dE/dx_L|':>25} {'eq. (8) error':>14}")
     for lam in (0.5, 0.9, 1.0, 1.1, 2.0):
-        direct = gradient_at_each_depth(make_stack(L, lam, F_off=True), sample_input(),
-                                        readout)[0]
-        dE_dxL, dE_dx0, via_F = grad_decomposition(make_stack(L, lam), sample_input(), 0, readout)
-        err = (dE_dx0 - lam ** L * dE_dxL - via_F).norm() / (dE_dx0.norm() + via_F.norm())
+        off = make_stack(L, lam, F_off=True)
+        direct = gradient_at_each_depth(off, sample_input(), readout)[0]
+        units = make_stack(L, lam)
+        dE_dxL, dE_dx0, via_F = grad_decomposition(units, sample_input(), 0, readout)
+        err = ((dE_dx0 - lam ** L * dE_dxL - via_F).norm()
+               / (dE_dx0.norm() + via_F.norm()))
         full = (dE_dx0.norm() / dE_dxL.norm()).item()
-        print(f"{lam:>6} {lam ** L:>10.3e} {direct:>14.3e} {full:>25.3e} {err.item():>14.1e}")
+        print(f"{lam:>6} {lam ** L:>10.3e} {direct:>14.3e} {full:>25.3e} "
+              f"{err.item():>14.1e}")
         assert abs(direct / lam ** L - 1) < 1e-12
         assert err < 1e-12
         if lam == 0.5:
-            assert full > 1  # the gradient has not vanished: it all went through the weights
+            assert full > 1  # not vanished: it all went through the weights
 
 # %% [markdown]
 # At $\lambda = 0.5$ the shortcut passes on $0.5^{54} \approx 5.6 \times 10^{-17}$ of the gradient: the

@@ -118,7 +118,8 @@ SHORTCUT_VARIANTS = {
 
 def shortcut_variant(name: str, c: int, **kwargs) -> nn.Module:
     if name not in SHORTCUT_VARIANTS:
-        raise ValueError(f"unknown shortcut variant {name!r}; choose one of {list(SHORTCUT_VARIANTS)}")
+        raise ValueError(f"unknown shortcut variant {name!r}; "
+                         f"choose one of {list(SHORTCUT_VARIANTS)}")
     cls = SHORTCUT_VARIANTS[name]
     return cls(**kwargs) if cls is IdentityShortcut else cls(c, **kwargs)
 
@@ -127,7 +128,8 @@ class ShortcutVariantUnit(nn.Module):
     def __init__(self, c: int, variant: str = "original", **kwargs):
         super().__init__()
         # The original $F$ of a ResNet-110 unit: conv3×3 → BN → ReLU → conv3×3 → BN.
-        self.F = nn.Sequential(conv3x3(c, c), nn.BatchNorm2d(c), nn.ReLU(), conv3x3(c, c), nn.BatchNorm2d(c))
+        self.F = nn.Sequential(conv3x3(c, c), nn.BatchNorm2d(c), nn.ReLU(),
+                               conv3x3(c, c), nn.BatchNorm2d(c))
         self.merge = shortcut_variant(variant, c, **kwargs)
         self.relu = nn.ReLU()
 
@@ -175,7 +177,8 @@ if __name__ == "__main__":
         print("shortcut-only gating, W_g = 0, b_g = -40: max |unit - original| =",
               (gated(x) - original(x)).abs().max().item())
         assert torch.equal(gated(x), original(x))
-    on_shortcut = {name: n_params(shortcut_variant(name, 8)) for name in SHORTCUT_VARIANTS}
+    on_shortcut = {name: n_params(shortcut_variant(name, 8))
+                   for name in SHORTCUT_VARIANTS}
     print("parameters on the shortcut, 8 channels:", on_shortcut)
     assert on_shortcut["constant_scaling"] == on_shortcut["dropout"] == 0
 
@@ -213,10 +216,13 @@ TABLE_1_SETTINGS = (
 # $|\partial E/\partial \mathbf{x}_0| / |\partial E/\partial \mathbf{x}_L|$ is exactly 1.
 
 # %%
-def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 0, **kwargs) -> float:
-    # $|\partial E/\partial x_0| / |\partial E/\partial x_L|$ through `n_units` units with $F \equiv 0$.
+def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 0,
+                       **kwargs) -> float:
+    # $|\partial E/\partial x_0| / |\partial E/\partial x_L|$ through `n_units` units
+    # with $F \equiv 0$.
     torch.manual_seed(seed)
-    units = nn.Sequential(*(ShortcutVariantUnit(c, variant, **kwargs) for _ in range(n_units)))
+    units = nn.Sequential(*(ShortcutVariantUnit(c, variant, **kwargs)
+                            for _ in range(n_units)))
     units = units.to(DEVICE, torch.float64).train()
     for unit in units:
         nn.init.zeros_(unit.F[-1].weight)
