@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import (
     BasicBlock,
     conv1x1,
@@ -117,6 +118,13 @@ if __name__ == "__main__":
     # Inner widths: 256 → 64 → 64 → 256.
     convs = [m for m in second.F if isinstance(m, nn.Conv2d)]
     assert [m.out_channels for m in convs] == [64, 64, 256]
+
+# %%
+if __name__ == "__main__":
+    # Both blocks drawn from the modules (the paper's Fig. 5, right, with BN): reduce,
+    # transform, expand, and a projection only where 64 channels must become 256.
+    draw(nn.Sequential(first, second), x,
+         title="Bottleneck(64, 64), then Bottleneck(256, 64)")
 
 # %% [markdown]
 # ## Why it is cheaper: counting multiply-adds

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 
 # %% [markdown]
 # ## Adding two tensors, carefully
@@ -130,6 +131,13 @@ if __name__ == "__main__":
     assert not isinstance(down.shortcut, nn.Identity)
     # The output went through a ReLU last, so nothing is negative.
     assert (y >= 0).all()
+
+# %%
+if __name__ == "__main__":
+    # The two blocks, drawn by running them on `x` (the paper's Fig. 2, with BN): a
+    # projection $W_s$ where the shape changes, the identity where it does not.
+    draw(nn.Sequential(down, keep), x,
+         title="BasicBlock(64, 128, stride=2), then BasicBlock(128, 128)")
 
 # %% [markdown]
 # ## Why "do nothing" is easy for a residual block

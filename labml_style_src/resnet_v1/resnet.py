@@ -16,6 +16,7 @@ import torchvision
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.paper_tables import RESNET_TABLE_1
 from labml_style_src.resnet_v1.bottleneck import (
     Bottleneck,
@@ -232,6 +233,22 @@ if __name__ == "__main__":
     assert [s[-1] for s in stage_shapes(model, x).values()] == [56, 56, 28, 14, 7]
     with torch.no_grad():
         assert model(x).shape == (1, 1000)
+
+# %%
+if __name__ == "__main__":
+    # The paper's Fig. 3 drawn from the code: ResNet-34 beside plain-34, the same net
+    # built from blocks without the shortcut (trained on the
+    # [ablation page](../ablation/degradation.md)). BN and ReLU are left out as in the
+    # figure; equal blocks in a row are drawn once, ×n. On the meta device: no compute.
+    class PlainBlock(BasicBlock):
+        def forward(self, x):
+            return self.relu(self.F(x))  # σ(F(x)): no shortcut
+
+    with torch.device("meta"):
+        nets = {"34-layer plain": ResNet(PlainBlock, TABLE_1[34].blocks_per_stage),
+                "34-layer residual": resnet(34)}
+    draw(nets, torch.zeros(1, 3, 224, 224, device="meta"), fold=True,
+         hide=(nn.BatchNorm2d, nn.ReLU))
 
 # %% [markdown]
 # ## Parameters: the same as torchvision, to the unit

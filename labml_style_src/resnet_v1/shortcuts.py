@@ -27,6 +27,7 @@ from torch.nn import functional as nnf  # not `F`: `F` is the residual branch
 from torchvision.transforms.v2.functional import horizontal_flip, ten_crop
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.paper_tables import (
     RESNET_34_EXTRA_PROJECTIONS_C,
     RESNET_TABLE_1,
@@ -132,6 +133,16 @@ if __name__ == "__main__":
         0, projection, projection]
     assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [
         0, 0, 32 * 32 + 2 * 32]
+
+# %%
+if __name__ == "__main__":
+    # Each option in a 16→32 block and a 32→32 block, drawn from the code: A subsamples
+    # and pads, B projects only where the shape changes, C projects in both blocks.
+    def two_blocks(make):
+        return nn.Sequential(BasicBlock(16, 32, 2, make), BasicBlock(32, 32, 1, make))
+
+    draw({f"option {name}": two_blocks(make) for name, make in SHORTCUTS.items()},
+         torch.zeros(1, 16, 32, 32))
 
 # %% [markdown]
 # ## Outputs

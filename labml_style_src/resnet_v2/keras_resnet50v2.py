@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.paper_tables import (
     KERAS_RESNET50V2_TRAINABLE,
     KERAS_RESNET_V2_TOTAL,
@@ -233,6 +234,14 @@ if __name__ == "__main__":
     assert out["conv2_block2"] == (56, 56, 256) and out["conv2_block3"] == (28, 28, 256)
     assert out["conv3_block1"] == (28, 28, 512) and out["conv3_block4"] == (14, 14, 512)
     assert out["conv4_block6"] == (7, 7, 1024) and out["conv5_block3"] == (7, 7, 2048)
+
+# %%
+if __name__ == "__main__":
+    # `conv3` of the model above, drawn from the module (its two middle blocks are
+    # equal: drawn once, ×2). The projection reads the pre-activated input; the last
+    # block halves the map with its 3×3 convolution and a 1×1 max-pool on the shortcut.
+    draw(model.stages.conv3, torch.zeros(1, 256, 28, 28, device=DEVICE), fold=True,
+         title="conv3 of ResNet50V2")
 
 # %% [markdown]
 # ## Why the padding is explicit

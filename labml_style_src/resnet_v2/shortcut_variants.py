@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.paper_tables import PREACT_FAIL_ABOVE, PREACT_TABLE_1
 from labml_style_src.resnet_v1.residual_block import (
     conv1x1,
@@ -136,6 +137,15 @@ class ShortcutVariantUnit(nn.Module):
     def forward(self, x):  # x: [B, c, H, W] -> [B, c, H, W]
         # $x_{l+1} = \mathrm{ReLU}(\mathrm{merge}(x, F(x)))$, $f$ = ReLU as in Table 1.
         return self.relu(self.merge(x, self.F(x)))
+
+
+# %%
+if __name__ == "__main__":
+    # The six units of Fig. 2, drawn from `ShortcutVariantUnit` with default settings:
+    # what each does to the shortcut (and, when it gates or scales, to $F$).
+    units = {f"({letter}) {name.replace('_', ' ')}": ShortcutVariantUnit(16, name)
+             for letter, name in zip("abcdef", SHORTCUT_VARIANTS)}
+    draw(units, torch.zeros(1, 16, 8, 8))
 
 
 # %% [markdown]
