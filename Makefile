@@ -31,9 +31,9 @@ test: $(READY) browser  ## every page run three ways, fidelity tests, the strict
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
 	$(BIN)/python scripts/bench_resnet50.py --steps 2 --rounds 4
 
-bench-train: $(READY)  ## images/s of the fast path's batches vs a plain DataLoader, on the CPU (~2 min)
-	$(BIN)/python scripts/bench_training.py --device cpu --n-images 10000 --steps 8 --rounds 5 \
-	  --workers 2 --json docs/assets/training/bench_cpu.json
+bench-train: $(READY)  ## the fast path's batches vs a plain DataLoader: CPU time of one core (a few minutes)
+	$(BIN)/python scripts/bench_training.py --device cpu --clock cpu --threads 1 --workers 0 \
+	  --n-images 10000 --steps 4 --warmup 1 --rounds 3 --json docs/assets/training/bench_cpu.json
 
 warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of one CPU core)
 	$(BIN)/python scripts/measure_warmup.py

@@ -3,8 +3,11 @@
 Random CIFAR-shaped data (uint8 [N, 3, 32, 32], random labels): this measures speed, not accuracy.
 Each round times, one after the other, (1) the data alone from each source and (2) ResNet training
 steps fed by each source; the report gives the median over rounds of each rate and of each ratio,
-so that a shared or busy machine disturbs both sides alike. Not a test: timings depend on the
-machine and on what else runs on it (the load average before and after is recorded).
+so that a shared or busy machine disturbs both sides alike. `--clock cpu` counts the CPU time of
+this process (all its threads) instead of wall time: on a machine shared with other jobs that is
+the work each side does, not how long it waited; it needs `--workers 0`, as the CPU time of
+DataLoader worker processes is not counted. Not a test: timings depend on the machine and on what
+else runs on it (the load average before and after is recorded).
 
     make bench-train                                                     # the CPU figure of the page
     python scripts/bench_training.py --device cuda --compile             # on a GPU
@@ -27,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labml_style_src.resnet_v1.cifar import cifar_resnet  # noqa: E402
 from labml_style_src.training.fast_gpu import (  # noqa: E402
-    DeviceBatches, PerImageDataset, fast_options, images_per_second,
+    DeviceBatches,
+    PerImageDataset,
+    fast_options,
+    images_per_second,
 )
 from labml_style_src.training.loop import fit  # noqa: E402
 from labml_style_src.training.recipe import PAPER, LoaderBatches, paper_transform  # noqa: E402
@@ -50,12 +56,16 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (worker start-up, cuDNN, compile)")
     p.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for the plain loop")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: CPU time of this process (needs --workers 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in our loop")
     p.add_argument("--no-bf16", action="store_true", help="our loop in float32 even on CUDA")
     p.add_argument("--full-schedule", action="store_true",
                    help="also time the paper's whole schedule (64k iterations on 50k images) with our loop")
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args(argv)
+    if args.clock == "cpu" and args.workers:
+        p.error("--clock cpu needs --workers 0: worker processes' CPU time is not counted")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -67,7 +77,8 @@ def main(argv=None):
     plain = LoaderBatches(PerImageDataset(images, labels, paper_transform(mean, train=True)), None,
                           args.batch_size, num_workers=args.workers)
     ours = DeviceBatches(images, labels, images[:256], labels[:256], mean, args.batch_size, device=device)
-    timed = dict(steps=args.steps, device=device, warmup=args.warmup)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    timed = dict(steps=args.steps, device=device, warmup=args.warmup, clock=clock)
 
     rates = {k: [] for k in ("data_dataloader", "data_ours", "train_dataloader", "train_ours")}
     load_before = os.getloadavg()
@@ -82,7 +93,8 @@ def main(argv=None):
                                                      **timed, **options))
     results = dict(
         device=str(device), cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
-        threads=torch.get_num_threads(), workers=args.workers, depth=args.depth, batch_size=args.batch_size,
+        clock=args.clock, threads=torch.get_num_threads(), workers=args.workers, depth=args.depth,
+        batch_size=args.batch_size,
         n_images=args.n_images, steps=args.steps, rounds=args.rounds, compile=args.compile,
         bf16=options["autocast_dtype"] is not None, channels_last=options["channels_last"],
         load_average_before=load_before, load_average_after=os.getloadavg(),

@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from labml_style_src.ablation.degradation import digits_setup, plain_cifar  # noqa: E402
 from labml_style_src.resnet_v1.cifar import cifar_resnet  # noqa: E402
-from labml_style_src.training.loop import make_optimizer, train_step  # noqa: E402
+from labml_style_src.training.loop import train_step  # noqa: E402
+from labml_style_src.training.recipe import make_optimizer  # noqa: E402
 
 BUILDERS = {"plain": plain_cifar, "ResNet": cifar_resnet}
 EPOCHS = 3  # 36 iterations of 128 images: the length of the ablation's warm-up
@@ -82,7 +83,7 @@ def plot(rows, path):
                 mine = [r for r in rows if (r["kind"], r["depth"], r["warmup_iters"],
                                             r["seed"]) == (kind, depth, warm, seed)]
                 ax.plot([r["iteration"] for r in mine], [r["loss"] for r in mine], color=color,
-                        alpha=0.8, label=(f"lr 0.1 from the start" if not warm else
+                        alpha=0.8, label=("lr 0.1 from the start" if not warm else
                                           "0.01 warm-up") if seed == 0 else None)
         ax.axhline(2.302585, color="grey", linestyle=":", linewidth=1)  # ln 10: chance
         ax.set(title=f"{kind}-{depth}", xlabel="iteration", yscale="log")

@@ -20,7 +20,6 @@
 #     shows the three lines).
 
 # %%
-import os
 import pickle
 from collections import Counter
 from pathlib import Path
@@ -174,9 +173,12 @@ if __name__ == "__main__":
 # ## The `show_examples` equivalent
 #
 # `show_examples` takes any data set whose items are `(image, label)`, with the image a PIL
-# image, an `[H, W]` / `[H, W, C]` array or a `[C, H, W]` tensor, picks a few items at random
-# (seeded) and draws them with their class names. `class_counts` counts the labels; CIFAR-10
-# has exactly 5,000 training and 1,000 test images per class.
+# image, an `[H, W]` / `[H, W, C]` array or a `[C, H, W]` tensor (a mean-subtracted one too:
+# each image is rescaled for display), picks a few items at random (seeded) and draws them
+# with their class names. `class_counts` counts the labels, and `plot_class_counts` draws
+# them; CIFAR-10 has exactly 5,000 training and 1,000 test images per class. All three work
+# on any such data set, not only on `CIFAR10`
+# ([test](../tests/test_training.md#test_show_examples_and_counts_on_any_dataset)).
 
 # %%
 def _as_hwc(image) -> np.ndarray:
@@ -250,18 +252,6 @@ if __name__ == "__main__":
                       title="Images per class of the handwritten digits in CIFAR-10 "
                             "format, training and test files")
     plt.show()
-
-# %% [markdown]
-# The same two functions work on any `(image, label)` data set, for example a list of
-# `[C, H, W]` tensors (here: mean-subtracted, so negative values; the grid rescales each image
-# for display).
-
-# %%
-if __name__ == "__main__":
-    pairs = [(torch.tensor(train_set.data[i]).permute(2, 0, 1).float() - 128,
-              train_set.targets[i]) for i in range(64)]
-    plt.close(show_examples(pairs, train_set.classes, rows=2, cols=8, seed=1))
-    assert class_counts(pairs) == dict(sorted(Counter(train_set.targets[:64]).items()))
 
 # %% [markdown]
 # ## The real CIFAR-10, when you are online

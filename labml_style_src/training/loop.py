@@ -14,6 +14,7 @@ import json
 import os
 import time
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -26,26 +27,22 @@ from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import digits_as_cifar
 from labml_style_src.training.recipe import (
-    PAPER, PAPER_RESNET110, Recipe, cifar_batches, lr_at,
+    PAPER,
+    PAPER_RESNET110,
+    Recipe,
+    cifar_batches,
+    lr_at,
+    make_optimizer,
 )
-
 
 # %% [markdown]
 # ## One training step, one evaluation pass
 #
-# SGD with the recipe's momentum and weight decay; `LambdaLR` scales the lr by
-# `lr_at(iteration) / lr` and is stepped once per iteration. A step returns tensors, not
-# Python numbers: calling `.item()` every step would make a GPU wait for each step to
-# finish. `autocast_dtype=torch.bfloat16` is the switch the [fast path](fast_gpu.md) uses.
+# A step returns tensors, not Python numbers: calling `.item()` every step would make a GPU
+# wait for each step to finish. `autocast_dtype=torch.bfloat16` is the mixed-precision
+# switch the [fast path](fast_gpu.md) uses.
 
 # %%
-def make_optimizer(model: nn.Module, recipe: Recipe):
-    optimizer = torch.optim.SGD(model.parameters(), recipe.lr, recipe.momentum,
-                                weight_decay=recipe.weight_decay)
-    lr_factor = lambda it: lr_at(it, recipe) / recipe.lr  # noqa: E731
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-
-
 def train_step(model, optimizer, x, y, autocast_dtype=None):
     with torch.autocast(x.device.type, autocast_dtype, autocast_dtype is not None):
         logits = model(x)  # [B, classes]
@@ -252,7 +249,7 @@ def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE
             iteration=iteration, epoch=epoch, history=history, model=core.state_dict(),
             optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
             rng_cpu=torch.get_rng_state(), rng_cuda=cuda_rng_states())
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        atomic_write(path, partial(torch.save, state))  # torch.save(state, tmp)
     bar.close()
     return history
 
@@ -260,13 +257,11 @@ def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE
 # %% [markdown]
 # ## A tiny run, in seconds
 #
-# The whole pipeline at toy scale: the [data page](data.md)'s digits in the CIFAR-10 format
-# (1,497 training and 300 test images), ResNet-8, minibatches of 64, "epochs" of 12
-# minibatches, 48 iterations with the lr divided at 36 and 42. As in the paper, it trains on
-# the training images and evaluates on the test images. It writes `runs/recipe_tiny/` with
-# `metrics.csv`, `metrics.json` and `checkpoint.pt`. Running `fit` again on the same folder
-# resumes from the checkpoint: here the run is finished, so it returns the same history at
-# once. A damaged checkpoint stops with a clear error instead
+# The [data page](data.md)'s digits in the CIFAR-10 format (1,497 training and 300 test
+# images), ResNet-8, minibatches of 64, "epochs" of 12 minibatches, 48 iterations with the
+# lr divided at 36 and 42; it writes `runs/recipe_tiny/`. Running `fit` again on the same
+# folder resumes: the run is finished, so it returns the same history at once. A damaged
+# checkpoint stops with a clear error instead
 # ([test](../tests/test_training.md#test_bad_checkpoint_is_an_error_not_a_restart)).
 
 # %%
@@ -305,14 +300,13 @@ if __name__ == "__main__":
     parser.add_argument("--download", action="store_true")
     parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("--n-val", type=int, default=0, help="5000: the 45k/5k split")
-    parser.add_argument("--run-dir", default=None)
     args, _ = parser.parse_known_args()  # "known": a notebook kernel passes its own
     if args.cifar:
         recipe = PAPER_RESNET110 if args.depth >= 110 else PAPER
         recipe = replace(recipe, n_val=args.n_val)
         batches = cifar_batches(args.cifar, recipe, download=args.download,
                                 num_workers=4)
-        run_dir = Path(args.run_dir or f"runs/resnet{args.depth}")
+        run_dir = Path(f"runs/resnet{args.depth}" + ("-val" if args.n_val else ""))
         torch.manual_seed(0)  # the initial weights
         rows = fit(cifar_resnet(args.depth), batches, recipe, run_dir)
         held_out = "5k validation images" if args.n_val else "test set"
