@@ -233,8 +233,8 @@ class PerImageDataset(Dataset):
 def images_per_second(model, batches, steps: int, *, device=DEVICE, warmup: int = 2,
                       autocast_dtype=None, channels_last: bool = False,
                       clock=time.perf_counter) -> float:
-    # `model=None`: only draw the batches and move them to `device`. `clock`: wall time, or
-    # `time.process_time` (CPU time of this process, all its threads; not worker processes).
+    # `model=None`: only draw the batches and move them to `device`. `clock`: wall time,
+    # or `time.process_time` (CPU time of this process and its threads, not of workers).
     if model is not None:
         model.to(device).train()
         if channels_last:

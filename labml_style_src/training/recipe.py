@@ -305,11 +305,12 @@ if __name__ == "__main__":
 # and 14 of the three seeds), and after 36 iterations it was still 2.1–2.2, with 76–86 % of
 # the last minibatch wrong. With the warm-up it never rose above its first value (at most
 # 3.9) and ended at 0.32–0.49. Nothing became infinite or NaN: the loss exploded and came
-# back, and the run spent its first 36 iterations recovering. Plain-56 had no such jump (at most 2.5) but learned
-# little in 36 iterations either way, and both 20-layer nets learned *faster* without the
-# warm-up ([test](../tests/test_training.md#test_committed_warmup_measurement)). So on this
-# problem the deep residual net needs the gentle start that the paper reports for ResNet-110
-# on CIFAR-10.
+# back, and the run spent its 36 iterations recovering. Plain-56 had no such jump (at most
+# 2.5) but learned little in 36 iterations either way, and both 20-layer nets learned
+# *faster* without the warm-up
+# ([test](../tests/test_training.md#test_committed_warmup_measurement)). So on this problem
+# the deep residual net needs the gentle start that the paper reports for ResNet-110 on
+# CIFAR-10.
 
 # %% [markdown]
 # ## Exercises
