@@ -160,7 +160,7 @@ def test_check_split():
     def random_split(labels, n_val, seed):  # a wrong one: ignores the classes
         return train_val_split(len(labels), n_val, seed)
 
-    with pytest.raises(AssertionError) as e:
+    with pytest.raises(AssertionError, match="held-out images; its share") as e:
         check_split(random_split)
     assert_hint(e)
 
@@ -468,7 +468,7 @@ def test_check_accumulation():
             nnf.cross_entropy(model(xs), ys).backward()
         optimizer.step()
 
-    with pytest.raises(AssertionError) as e:
+    with pytest.raises(AssertionError, match="differs from two steps on whole minibatches") as e:
         check_accumulation(summed)
     assert_hint(e, "/ k")
 
@@ -478,7 +478,7 @@ def test_check_accumulation():
             (nnf.cross_entropy(model(xs), ys) / k).backward()
         optimizer.step()
 
-    with pytest.raises(AssertionError) as e:
+    with pytest.raises(AssertionError, match="differs from two steps on whole minibatches") as e:
         check_accumulation(last_part_only)
     assert_hint(e)
     # The reference it compares with is the loop's own step on the whole minibatch.

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
-from labml_style_src.resnet_v1.shortcuts import n_params
+from labml_style_src.resnet_v1.residual_block import n_params
 from labml_style_src.training.loop import fit, to_device, train_step
 from labml_style_src.training.recipe import (
     PAPER,
