@@ -302,8 +302,10 @@ if __name__ == "__main__":
     parser.add_argument("--n-val", type=int, default=0, help="5000: the 45k/5k split")
     args, _ = parser.parse_known_args()  # "known": a notebook kernel passes its own
     if args.cifar:
-        recipe = replace(PAPER_RESNET110 if args.depth >= 110 else PAPER, n_val=args.n_val)
-        batches = cifar_batches(args.cifar, recipe, download=args.download, num_workers=4)
+        recipe = PAPER_RESNET110 if args.depth >= 110 else PAPER  # warm-up from 110 on
+        recipe = replace(recipe, n_val=args.n_val)
+        batches = cifar_batches(args.cifar, recipe, download=args.download,
+                                num_workers=4)
         run_dir = Path(f"runs/resnet{args.depth}" + ("-val" if args.n_val else ""))
         torch.manual_seed(0)  # the initial weights
         rows = fit(cifar_resnet(args.depth), batches, recipe, run_dir)
