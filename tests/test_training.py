@@ -102,7 +102,7 @@ def assert_hint(error, *not_in):
 
 # torchvision's real `CIFAR10` loading code reads a folder that `write_cifar_format` wrote: the images,
 # labels and class names come back exactly. `CIFAR10Files` only replaces the file table (no MD5s).
-def test_torchvision_reads_our_cifar_files(tmp_path):
+def test_torchvision_reads_our_cifar_files(tmp_path, monkeypatch):
     images, labels, n = tiny_cifar(tmp_path)
     assert CIFAR10Files.__init__ is CIFAR10.__init__ and CIFAR10Files._load_meta is CIFAR10._load_meta
     train = load_cifar10(tmp_path, train=True, verify_md5=False)
@@ -113,6 +113,8 @@ def test_torchvision_reads_our_cifar_files(tmp_path):
     assert train.classes == list(CIFAR10_CLASSES)
     image, label = train[3]
     assert isinstance(image, Image.Image) and image.size == (32, 32) and label == labels[3]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert np.array_equal(load_cifar10("~", verify_md5=False).data, train.data)  # "~" as torchvision
     # The official checksums stay on by default: our files are not the real CIFAR-10, and we say so.
     with pytest.raises(ValueError, match="MD5"):
         load_cifar10(tmp_path, train=True)

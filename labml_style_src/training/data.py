@@ -111,6 +111,7 @@ class CIFAR10Files(CIFAR10):
 def load_cifar10(root, train: bool = True, transform=None, *, download: bool = False,
                  verify_md5: bool = True):
     # `download=True` is opt-in: it fetches the official archive (checksummed).
+    root = Path(root).expanduser()  # "~/data" works, as in torchvision
     if download:
         return CIFAR10(root, train=train, transform=transform, download=True)
     folder = Path(root) / BASE_FOLDER
