@@ -234,7 +234,8 @@ def plot_class_counts(splits: dict, class_names, title: str = ""):
         ax.bar_label(bars, fontsize=7)
     ax.set_xticks(np.arange(len(class_names)) + 0.4 - width / 2, class_names)
     ax.set(xlabel="class", ylabel="images", title=title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_ylim(0, 1.3 * ax.get_ylim()[1])  # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper center", ncol=len(splits))
     fig.tight_layout()
     return fig
 

@@ -121,15 +121,16 @@ def make_optimizer(model: nn.Module, recipe: Recipe):
 # %%
 def plot_schedule(recipes: dict, zoom: int = 1_000):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    for name, recipe in recipes.items():
+    for (name, recipe), style in zip(recipes.items(), ("-", "--", ":")):
         its = np.arange(recipe.max_iters)
         lrs = [lr_at(int(i), recipe) for i in its]
         for ax, n in zip(axes, (len(its), zoom)):
-            ax.step(its[:n], lrs[:n], where="post", label=name)
+            ax.step(its[:n], lrs[:n], style, where="post", label=name)
     titles = ("all 64k iterations", f"the first {zoom:,} iterations")
     for ax, title in zip(axes, titles):
         ax.set(yscale="log", xlabel="iteration", ylabel="learning rate", title=title)
         ax.legend(fontsize=8)
+    axes[0].set_xticks(range(0, 64_001, 16_000), ["0", "16k", "32k", "48k", "64k"])
     fig.suptitle("Learning rate per iteration: 0.1, ÷10 at 32k and 48k, stop at 64k; "
                  "ResNet-110 warms up at 0.01", fontsize=10)
     fig.tight_layout()
