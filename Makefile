@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test browser bench bench-train ablation clean
+.PHONY: serve build test browser bench bench-train ablation assignments grade clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoad
 
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
+
+assignments: $(READY)  ## an nbgrader course source/ folder, one assignment per page, in build/course
+	$(BIN)/python scripts/course.py assignments --course build/course
+
+grade: $(READY)  ## autograde SUBMISSIONS=<folder> (<student>/<assignment>/<page>.ipynb) into build/course/grades.csv
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<assignment>/<page>.ipynb>"; exit 2; }
+	$(BIN)/python scripts/course.py grade "$(SUBMISSIONS)" --course build/course
 
 clean:
 	rm -rf site .cache test-artifacts .pytest_cache
