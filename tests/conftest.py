@@ -1,6 +1,5 @@
 """Shared set-up: the list of pages, the site build, and the runners that execute a page three ways."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,17 +14,11 @@ os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def load_hook():
-    """hooks/literate.py, the renderer, imported by path (MkDocs loads it the same way)."""
-    spec = importlib.util.spec_from_file_location("literate", ROOT / "hooks" / "literate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["literate"] = module
-    spec.loader.exec_module(module)
-    return module
+# The renderer: the package beside the MkDocs hook (MkDocs puts hooks/ on sys.path while loading the hook).
+sys.path.insert(0, str(ROOT / "hooks"))
+from site_render import notebook, pages, source  # noqa: E402
 
-
-literate = load_hook()
-PAGES = [page for _, pages in literate.discover() for page in pages]
+PAGES = [page for _, chapter in pages.discover() for page in chapter]
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +64,7 @@ def run_notebook(notebook, cwd: Path, env: dict, label: str) -> float:
 def jupytext_notebook(text: str):
     import jupytext
 
-    notebook = jupytext.reads(text, fmt=literate.JUPYTEXT)
+    notebook = jupytext.reads(text, fmt=source.JUPYTEXT)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 

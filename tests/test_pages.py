@@ -8,7 +8,8 @@ import nbformat
 import pytest
 import torch
 
-from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, literate, run_notebook
+from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, run_notebook
+from site_render.notebook import notebook_json
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),
@@ -43,7 +44,7 @@ def test_page_runs_as_notebook(page, device, tmp_path):
 # the code it needs from other pages must be inlined in it.
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_downloaded_notebook_is_self_contained(page, tmp_path):
-    notebook = nbformat.reads(literate.notebook_json(page.path), as_version=4)
+    notebook = nbformat.reads(notebook_json(page.path), as_version=4)
     nbformat.validate(notebook)
     guard = nbformat.v4.new_code_cell(
         "import importlib.util, sys\n"

@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, PAGES
+from conftest import ARTIFACTS, PAGES, pages
+from site_render import mkdocs_glue
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -63,6 +64,27 @@ def test_page_weight(built_site):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "page_weight.txt").write_text(f"{biggest / 1e6:.2f} MB  {name}\n")
     assert biggest < 5e6, f"{name} weighs {biggest / 1e6:.1f} MB"
+
+
+# The notebook view is served at another URL than the side-by-side page its links were written for: each relative
+# link is re-aimed at the same file from the view's URL (computed from the files' URLs, never a fixed "../../../").
+def test_notebook_view_links_are_re_aimed_from_its_url(tmp_path):
+    from mkdocs.structure.files import File, Files
+
+    page = pages.Page("ch", "p", tmp_path / "p.py", "P", "d")
+    files = Files([File(uri, str(tmp_path), str(tmp_path / "site"), True)
+                   for uri in ("ch/p.md", "tests/test_x.md", "ch/p/fig.png", "labml_style_src/ch/p.ipynb")])
+    html = ('<a href="../tests/test_x.md#test_a">t</a><img src="p/fig.png"/>'
+            '<a href="https://example.org/">e</a><a href="#local">l</a><img src="data:image/png;base64,AA"/>')
+    out = mkdocs_glue.notebook_view_html(html, page, "labml_style_src/ch/p/", files)
+    assert '<a href="../../../tests/test_x/#test_a">' in out and '<img src="../../../ch/p/fig.png"/>' in out
+    assert 'href="https://example.org/"' in out and 'href="#local"' in out and 'src="data:image/png;base64,AA"' in out
+    assert '<a class="lb-view" href="../../../ch/p/">Side-by-side view</a>' in out
+    assert 'href="../p.ipynb" download="p.ipynb"' in out
+    # The side-by-side page links to its other views with Markdown links between source files (MkDocs checks them).
+    page.path.write_text("# %% [markdown]\n# # P\n#\n# d\n\n# %%\nx = 1\n")
+    bar = mkdocs_glue.page_markdown(page)
+    assert "[Notebook view](../labml_style_src/ch/p.py)" in bar and "[Download .ipynb](../labml_style_src/ch/p.ipynb)" in bar
 
 
 # --- the real browser --------------------------------------------------------------------------------------------
