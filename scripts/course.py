@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "hooks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "hooks")]  # the solutions and the renderer
 
-import literate  # noqa: E402  (the renderer: pages and their self-contained notebooks)
-from assignments import assignment  # noqa: E402
+from site_render import notebook, pages  # noqa: E402  (the renderer)
+from site_render.assignments import assignment  # noqa: E402
 
 CONFIG = 'c = get_config()  # noqa: F821 (nbgrader provides it)\nc.CourseDirectory.course_id = "resnet-annotated"\n'
 
@@ -34,15 +34,15 @@ def write_course(course: Path, only: set[str] | None = None) -> list[str]:
     import nbformat
 
     names = []
-    for _, pages in literate.discover():
-        for page in pages:
+    for _, chapter in pages.discover():
+        for page in chapter:
             name = f"{page.chapter}-{page.name}"
             if only is not None and name not in only:
                 continue
             folder = course / "source" / name
             folder.mkdir(parents=True, exist_ok=True)
-            notebook = assignment(literate.notebook_json(page.path), page.chapter, page.name)
-            nbformat.write(notebook, folder / f"{page.name}.ipynb")
+            source = assignment(notebook.notebook_json(page.path), page.chapter, page.name)
+            nbformat.write(source, folder / f"{page.name}.ipynb")
             names.append(name)
     (course / "nbgrader_config.py").write_text(CONFIG)
     return names
@@ -89,7 +89,7 @@ def grade(submissions: Path, course: Path) -> Path:
         result = nbgrader(course, "generate_assignment", name, "--force")
         if result.returncode:
             raise SystemExit(f"nbgrader generate_assignment {name} failed:\n{result.stderr[-2000:]}")
-        source = next((course / "source" / name).glob("*.ipynb"))
+        source = next((course / "source" / name).glob("*.ipynb"))  # the instructor's version
         max_score[name] = float(sum(graded_cells(source).values()))
         for student in sorted(s.name for s in submissions.iterdir() if (s / name).is_dir()):
             target = course / "submitted" / student / name

@@ -9,10 +9,8 @@ import sys
 import nbformat
 import pytest
 
-from conftest import PAGES, ROOT, literate, run_notebook
-
-sys.path.insert(0, str(ROOT / "hooks"))
-import assignments  # noqa: E402
+from conftest import PAGES, ROOT, run_notebook
+from site_render import assignments, notebook
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import course  # noqa: E402
@@ -51,7 +49,7 @@ def test_assignment_refuses_a_solution_for_a_missing_exercise(monkeypatch):
     module = assignments.solution_module(page.chapter, page.name)
     monkeypatch.setattr(module, "GRADED", [module.GRADED[0].__class__(99, "x", "check_x(x)")])
     with pytest.raises(ValueError, match=r"exercise\(s\) \[99\]"):
-        assignments.assignment(literate.notebook_json(page.path), page.chapter, page.name)
+        assignments.assignment(notebook.notebook_json(page.path), page.chapter, page.name)
 
 
 def _answer(notebook: dict, grade_id: str, source: str) -> dict:
@@ -104,9 +102,9 @@ def test_course_grades_right_wrong_and_broken_submissions(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_assignment_with_solutions_runs(page, tmp_path):
-    notebook = assignments.assignment(literate.notebook_json(page.path), page.chapter, page.name)
-    notebook = nbformat.reads(nbformat.writes(notebook), as_version=4)
-    run_notebook(notebook, tmp_path, {"RESNET_DEVICE": "cpu", "PYTHONPATH": ""}, f"assignment {page.name}")
+    source = assignments.assignment(notebook.notebook_json(page.path), page.chapter, page.name)
+    source = nbformat.reads(nbformat.writes(source), as_version=4)
+    run_notebook(source, tmp_path, {"RESNET_DEVICE": "cpu", "PYTHONPATH": ""}, f"assignment {page.name}")
 
 
 def test_make_grade_without_submissions_says_what_to_pass():

@@ -3,5 +3,6 @@
 source.py       the source format: cells, rows of (note, code), the side-by-side HTML
 pages.py        the site's structure: chapters and pages in reading order, read with `ast`
 notebook.py     the self-contained notebook offered for download (imports from other pages inlined)
+assignments.py  nbgrader assignments: a page, its exercises and reference solutions (solutions/)
 mkdocs_glue.py  the generated Markdown, the notebook views' fix-ups, links between the views
 """

@@ -16,13 +16,11 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import re
-from pathlib import Path
 
 import nbformat
 
 from solutions import Graded
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = "solutions"  # package of reference solutions, one module per page: solutions.<chapter>.<page>
 EXERCISE = re.compile(r"^(\d+)\.\s+(.*)")
 
