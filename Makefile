@@ -5,17 +5,17 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test browser bench bench-train ablation assignments grade clean
+.PHONY: serve build lint test browser graphviz bench bench-train ablation assignments grade clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
 	touch $@
 
-serve: $(READY)  ## build and serve the site at http://127.0.0.1:8000, rebuilding on edits
+serve: $(READY) graphviz  ## build and serve the site at http://127.0.0.1:8000, rebuilding on edits
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
-build: $(READY)  ## build the static site into site/
+build: $(READY) graphviz  ## build the static site into site/
 	$(BIN)/mkdocs build --strict
 
 # The browser test uses Debian's chromium (never a downloaded browser). Installed when missing and we are root.
@@ -25,7 +25,17 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped (they fail under CI=true)"; fi; }
 
-test: $(READY) browser  ## every page run three ways, fidelity tests, the strict build and the browser check
+# Diagrams are drawn at build time by Graphviz's `dot` (Debian's graphviz). Installed when missing and we are root.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	  else echo "graphviz (dot) is missing and cannot be installed here: pages print a line instead of each diagram"; fi; }
+
+lint: $(READY)  ## ruff (pyflakes, pycodestyle, bugbear, isort); configured in pyproject.toml
+	$(BIN)/ruff check .
+
+test: $(READY) lint browser graphviz  ## lint, then every page run three ways, fidelity tests, the strict build and the browser check
 	$(BIN)/python -m pytest
 
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved

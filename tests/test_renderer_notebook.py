@@ -3,9 +3,10 @@ pages is inlined, so the notebook runs where this project is not installed."""
 
 import nbformat
 import pytest
-from renderer_fixtures import make_package, write
 
-from conftest import PageError, jupytext_notebook, notebook, run_notebook, source
+from conftest import PageError, jupytext_notebook, run_notebook, source
+from renderer_fixtures import make_package, write
+from site_render import notebook
 
 SourceError = source.SourceError
 
@@ -52,7 +53,8 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     text = notebook.notebook_text(path, root=tmp_path)
     assert "def area(r):" in text and "raise SystemExit" not in text and "disc_area = area" in text
     assert "# # Base" not in text  # the other page's narrative is not inlined, only its code
-    assert not [l for l in text.splitlines() if l.lstrip().startswith(("from labml_style_src", "import labml_style_src"))]
+    package_imports = ("from labml_style_src", "import labml_style_src")
+    assert not [l for l in text.splitlines() if l.lstrip().startswith(package_imports)]
     nb = nbformat.reads(notebook.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(nb)
     run = tmp_path / "run"
@@ -61,7 +63,8 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     assert nb.cells[-1].outputs[0]["text"].strip() == "3.1416"
 
 
-@pytest.mark.parametrize("line", ["import labml_style_src.ch.base", "def f():\n    from labml_style_src.ch.base import area"])
+@pytest.mark.parametrize("line", ["import labml_style_src.ch.base",
+                                  "def f():\n    from labml_style_src.ch.base import area"])
 def test_package_imports_must_be_top_level_from_imports(tmp_path, line):
     make_package(tmp_path, {"base": BASE}, ["base"])
     path = write(tmp_path, f"# %% [markdown]\n# # T\n#\n# d\n\n# %%\n{line}\n", "labml_style_src/ch/user.py")
@@ -78,5 +81,6 @@ def test_import_of_a_missing_page_is_an_error(tmp_path):
 # A cell that raises: the error names the file and the cell, not just a kernel traceback.
 def test_a_cell_that_raises_names_file_and_cell(tmp_path):
     path = write(tmp_path, "# %% [markdown]\n# # T\n#\n# d\n\n# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
-    with pytest.raises(PageError, match=r"page\.py: code cell 2 \(starting \"raise ValueError\('boom'\)\"\) raised ValueError: boom"):
+    message = r"page\.py: code cell 2 \(starting \"raise ValueError\('boom'\)\"\) raised ValueError: boom"
+    with pytest.raises(PageError, match=message):
         run_notebook(jupytext_notebook(path.read_text()), tmp_path, {}, str(path))

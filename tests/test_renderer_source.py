@@ -2,9 +2,9 @@
 (note, code) and side-by-side HTML, and the clear errors a malformed source gets."""
 
 import pytest
-from renderer_fixtures import PAGE, make_package, write
 
 from conftest import pages, source
+from renderer_fixtures import PAGE, make_package, write
 
 SourceError = source.SourceError
 
@@ -33,7 +33,8 @@ def test_highlight_keeps_multiline_strings_whole():
     assert '<span class="k">return</span>' in out[4]
 
 
-# The rendered page: rows with permalinks, source line numbers, one copy button per code cell that copies the whole cell.
+# The rendered page: rows with permalinks, source line numbers, one copy button per code cell
+# that copies the whole cell.
 def test_render_has_line_numbers_permalinks_and_one_copy_button_per_cell(tmp_path):
     path = write(tmp_path, PAGE)
     out = source.render(path)
@@ -51,9 +52,11 @@ def test_title_and_description(tmp_path):
 
 # Tests get anchors named after each test function, which pages link to.
 def test_test_anchors(tmp_path):
-    path = write(tmp_path, "def helper():\n    pass\n\n\ndef test_a():\n    pass\n\n\nclass TestB:\n    def test_c(self):\n        pass\n")
+    path = write(tmp_path, "def helper():\n    pass\n\n\ndef test_a():\n    pass\n\n\n"
+                           "class TestB:\n    def test_c(self):\n        pass\n")
     assert source.test_anchors(path) == {5: "test_a", 10: "test_c"}
-    assert '<span class="lb-line" id="test_a" data-ln="5">' in source.render(path, source.test_anchors(path), percent=False)
+    html = source.render(path, source.test_anchors(path), percent=False)
+    assert '<span class="lb-line" id="test_a" data-ln="5">' in html
 
 
 # --- bad input: every error names the file and the line -------------------------------------------------------

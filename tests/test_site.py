@@ -6,8 +6,8 @@ import http.server
 import os
 import re
 import threading
-from urllib.parse import urljoin
 from pathlib import Path
+from urllib.parse import urljoin
 
 import nbformat
 import pytest
@@ -37,7 +37,8 @@ def test_build_has_every_page_in_both_views(built_site):
 # Nothing in the site points the browser at another host: no CDN script, stylesheet, font or image.
 def test_no_resource_from_another_host(built_site):
     site, _ = built_site
-    remote = re.compile(r"""<(?:script|img|iframe|source)[^>]*\bsrc=["']?(?:https?:)?//|<link[^>]*\bhref=["']?(?:https?:)?//|url\(["']?(?:https?:)?//""")
+    remote = re.compile(r"""<(?:script|img|iframe|source)[^>]*\bsrc=["']?(?:https?:)?//"""
+                        r"""|<link[^>]*\bhref=["']?(?:https?:)?//|url\(["']?(?:https?:)?//""")
     offenders = []
     for path in site.rglob("*"):
         if path.suffix in {".html", ".css", ".js"}:
@@ -84,7 +85,8 @@ def test_notebook_view_links_are_re_aimed_from_its_url(tmp_path):
     # The side-by-side page links to its other views with Markdown links between source files (MkDocs checks them).
     page.path.write_text("# %% [markdown]\n# # P\n#\n# d\n\n# %%\nx = 1\n")
     bar = mkdocs_glue.page_markdown(page)
-    assert "[Notebook view](../labml_style_src/ch/p.py)" in bar and "[Download .ipynb](../labml_style_src/ch/p.ipynb)" in bar
+    assert "[Notebook view](../labml_style_src/ch/p.py)" in bar
+    assert "[Download .ipynb](../labml_style_src/ch/p.ipynb)" in bar
 
 
 # --- the real browser --------------------------------------------------------------------------------------------
@@ -151,7 +153,8 @@ RAW_MATH = """() => {
     while (walker.nextNode()) {
         const node = walker.currentNode;
         if (node.parentElement.closest('.katex, code, pre, script, .clipboard-copy-txt')) continue;
-        if (/\\$\\$|\\\\\\(|\\\\\\[|(^|[^\\w])\\$[^$\\s][^$]*\\$/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 80));
+        if (/\\$\\$|\\\\\\(|\\\\\\[|(^|[^\\w])\\$[^$\\s][^$]*\\$/.test(node.textContent))
+            raw.push(node.textContent.trim().slice(0, 80));
     }
     return raw;
 }"""
@@ -190,7 +193,8 @@ def test_side_by_side_page_in_a_browser(browser, server):
     nbformat.validate(nbformat.reads(response.text(), as_version=4))
     # Search, dark mode toggle, previous/next footer.
     assert page.locator("[data-md-component=search]").count() == 1
-    assert page.locator("[data-md-color-scheme]").count() >= 1 and page.locator("label.md-header__button[for^=__palette]").count() >= 1
+    assert page.locator("[data-md-color-scheme]").count() >= 1
+    assert page.locator("label.md-header__button[for^=__palette]").count() >= 1
     assert page.locator(".md-footer__link").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "side_by_side_1440.png"), full_page=False)
     desktop.close(server)

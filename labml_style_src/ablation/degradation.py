@@ -23,13 +23,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as nnf
 from torch.utils.data import TensorDataset
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
-from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 from labml_style_src.training.recipe import PAPER, LoaderBatches, fit
 
 # %% [markdown]
@@ -77,8 +77,8 @@ def plain_cifar(depth: int, num_classes: int = 10) -> nn.Module:
 if __name__ == "__main__":
     torch.manual_seed(0)
     plain, residual = plain_cifar(20), cifar_resnet(20)
-    shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    n_params = lambda m: sum(p.numel() for p in m.parameters())
+    def shapes(m):
+        return {k: tuple(v.shape) for k, v in m.state_dict().items()}
     print("parameters: plain-20", n_params(plain), " ResNet-20", n_params(residual))
     assert shapes(plain) == shapes(residual)  # same layers, names and shapes
     # With the same weights the two nets still compute different functions.
@@ -93,7 +93,7 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    F.cross_entropy(plain_b(x), torch.tensor([0, 1, 2, 3])).backward()
+    nnf.cross_entropy(plain_b(x), torch.tensor([0, 1, 2, 3])).backward()
     unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
     print(f"plain-20 with option B: {n_params(plain_b) - n_params(plain)} extra parameters, "
           f"{len(unused)} tensors never get a gradient, e.g. {unused[0]}")
@@ -113,7 +113,7 @@ def digits_16(n_test: int = 297, seed: int = 0):
 
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32)[:, None]  # [1797, 1, 8, 8], values 0..16
-    x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    x = nnf.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
     y = torch.tensor(digits.target)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     test, train = order[:n_test], order[n_test:]
@@ -162,7 +162,7 @@ def run_degradation(out_dir, batches, recipe, depths=(20, 56), *, runs_dir="runs
             history = fit(model, batches, recipe, Path(runs_dir) / f"{kind}-{depth}", seed=seed, device=device,
                           progress=progress)
             wall = sum(r["seconds"] for r in history)  # wall time of all epochs, survives a resume
-            n = sum(p.numel() for p in model.parameters())
+            n = n_params(model)
             rows += [dict(model=f"{kind}-{depth}", kind=kind, depth=depth, params=n, epoch=r["epoch"],
                           iteration=r["iteration"], lr=r["lr"], train_loss=r["train_loss"], train_err=r["train_err"],
                           test_loss=r["val_loss"], test_err=r["val_err"], epoch_seconds=r["seconds"],

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import conv3x3, residual_add
-
 
 # %% [markdown]
 # ## The same parts in five orders
@@ -61,6 +61,15 @@ class ActivationVariantUnit(nn.Module):
     def forward(self, x):  # x: [B, c, H, W] -> [B, c, H, W]
         # Eqs. (1)–(2): $x_{l+1} = f(x_l + F(x_l))$; $f$ is empty, the identity, for (c)–(e).
         return self.f(residual_add(self.F(x), x))
+
+
+# %%
+if __name__ == "__main__":
+    # The five units of Fig. 4, drawn from `ActivationVariantUnit`: one set of layers in
+    # five orders.
+    units = {f"({letter}) {name.replace('_', ' ')}": ActivationVariantUnit(16, name)
+             for letter, name in zip("abcde", ACTIVATION_VARIANTS)}
+    draw(units, torch.zeros(1, 16, 8, 8), per_row=3)
 
 
 # %% [markdown]
