@@ -10,7 +10,7 @@ LANGUAGES := ja zh
 # `make serve SERVE_LANG=ja` (or zh) serves that language with live reload.
 SERVE_LANG ?= en
 
-.PHONY: serve build preview lint test browser graphviz bench bench-train ablation clean translations
+.PHONY: serve build preview lint test browser graphviz bench bench-train warmup ablation assignments grade clean translations
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(READY): requirements.txt requirements.lock
 serve: $(READY) graphviz  ## serve one language with live reload: http://127.0.0.1:8000/en/ (SERVE_LANG=ja or zh for the others)
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000 $(if $(filter-out en,$(SERVE_LANG)),-f mkdocs.$(SERVE_LANG).yml)
 
-build: $(READY) graphviz  ## build the static site, every language: site/en, site/ja, site/zh (and site/index.html -> en/)
+build: $(READY) graphviz  ## every language into site/en, site/ja, site/zh (+ site/index.html -> en/); runs the pages whose code changed (PAGE_JOBS=2, PAGE_TIMEOUT=120 s)
 	$(BIN)/mkdocs build --strict
 	for code in $(LANGUAGES); do $(BIN)/mkdocs build --strict -f mkdocs.$$code.yml || exit 1; done
 	cp translations/root-index.html site/index.html
@@ -60,11 +60,22 @@ test: $(READY) lint browser graphviz  ## lint, then every page run three ways, f
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
 	$(BIN)/python scripts/bench_resnet50.py --steps 2 --rounds 4
 
-bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoader loop
-	$(BIN)/python scripts/bench_training.py
+bench-train: $(READY)  ## the fast path's batches vs a plain DataLoader: CPU time of one core (a few minutes)
+	$(BIN)/python scripts/bench_training.py --device cpu --clock cpu --threads 1 --workers 0 \
+	  --n-images 10000 --steps 4 --warmup 1 --rounds 3 --json docs/assets/training/bench_cpu.json
+
+warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of one CPU core)
+	$(BIN)/python scripts/measure_warmup.py
 
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
 
-clean:
+assignments: $(READY)  ## an nbgrader course source/ folder, one assignment per page, in build/course
+	$(BIN)/python scripts/course.py assignments --course build/course
+
+grade: $(READY)  ## autograde SUBMISSIONS=<folder> (<student>/<assignment>/<page>.ipynb) into build/course/grades.csv
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<assignment>/<page>.ipynb>"; exit 2; }
+	$(BIN)/python scripts/course.py grade "$(SUBMISSIONS)" --course build/course
+
+clean:  ## the built site, the executed-page cache (.cache: jupyter, views, mkdocs-jupyter), test artifacts
 	rm -rf site .cache test-artifacts .pytest_cache

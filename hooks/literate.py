@@ -18,10 +18,9 @@ from mkdocs.structure.pages import Page as MkDocsPage
 for _name in [n for n in sys.modules if n == "site_render" or n.startswith("site_render.")]:
     del sys.modules[_name]
 
-from site_render import mkdocs_glue  # noqa: E402
+from site_render import execute, mkdocs_glue  # noqa: E402
 from site_render.languages import Language  # noqa: E402
 from site_render.pages import Page, discover  # noqa: E402
-from site_render.notebook import notebook_json  # noqa: E402
 from site_render.source import ROOT  # noqa: E402
 
 TESTS = ROOT / "tests"
@@ -50,13 +49,14 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 @event_priority(100)  # before mkdocs-jupyter's on_files, so that it sees the notebook views
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    for _, pages in _site:
-        for page in pages:
-            files.append(File.generated(config, page.uri, content=mkdocs_glue.page_markdown(page, lang=_lang)))
-            # a real File: mkdocs-jupyter reads the source from `abs_src_path`
-            views = str(mkdocs_glue.view_source(page, _lang))
-            files.append(File(page.notebook_uri, views, config["site_dir"], config["use_directory_urls"]))
-            files.append(File.generated(config, page.ipynb_uri, content=notebook_json(page.path, lang=_lang)))
+    """Each page executed (or taken from the cache), then its files; then the test pages. In another language
+    the notebooks differ from the English ones in their markdown cells only, and the cache is keyed by code: the
+    English execution serves every language."""
+    pages = [page for _, chapter in _site for page in chapter]
+    executed = execute.executed_all([page.path for page in pages], lang=_lang)
+    for page in pages:
+        for file in mkdocs_glue.page_files(page, executed[page.path], config, _lang):
+            files.append(file)
     for path in _tests:
         markdown = mkdocs_glue.test_page_markdown(path, _lang)
         files.append(File.generated(config, f"tests/{path.stem}.md", content=markdown))
@@ -67,8 +67,7 @@ def on_page_markdown(markdown: str, page: MkDocsPage, config: MkDocsConfig, file
     """Hand-written pages (docs/*.md) in the build's language, block by block."""
     if page.file.generated_by or page.file.abs_src_path is None:
         return markdown
-    src = Path(page.file.abs_src_path)
-    if not src.is_relative_to(Path(config.docs_dir)):
+    if not Path(page.file.abs_src_path).is_relative_to(Path(config.docs_dir)):
         return markdown
     return _lang.doc(markdown, page.meta, Path(page.file.src_uri).with_suffix("").as_posix())
 

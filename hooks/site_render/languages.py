@@ -56,6 +56,7 @@ UI = [
     "Run these checks yourself: `make test`, or just this file: `{command}`.",
     NOTEBOOK_NEEDS,
     NOTEBOOK_DEVICE,
+    "Output",
     "Output of code cell {n}",
     "Output: {n} lines",
     "Figure drawn by code cell {n}",
