@@ -137,6 +137,17 @@ def test_notebook_code_is_the_same_in_every_language():
     assert "残差学習と基本ブロック" in markdown and "Residual learning and the basic block" not in markdown
 
 
+# Adding languages executes nothing again: the execution cache is keyed by the code cells, and the Japanese and
+# Chinese notebooks have the English code cells, so their key is the English key.
+def test_languages_share_the_execution_cache(tmp_path):
+    from site_render.execute import cache_key
+    from site_render.notebook import notebook
+
+    keys = {code: cache_key(notebook(PAGE, lang=Language(code)), tmp_path) for code in ["en", *TRANSLATED]}
+    assert len(set(keys.values())) == 1, keys
+    assert notebook(PAGE, lang=Language("ja")).cells[0].source != notebook(PAGE).cells[0].source
+
+
 # --- the ja and zh builds ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
