@@ -288,7 +288,8 @@ if __name__ == "__main__":
 # ResNet-20, 32, 44 and 56, 6.43 % for ResNet-110 and 7.93 % for ResNet-1202. ResNet-110's
 # 6.43 % is the **best of 5 runs**; the table gives their mean ± std as 6.61 ± 0.16 %. The
 # follow-up paper (He et al. 2016, Identity Mappings) quotes 6.61 % for the same network as the
-# median of 5 runs. The [CIFAR ResNets page](../resnet_v1/cifar.md) holds the table as data.
+# median of 5 runs. The [CIFAR ResNets page](../resnet_v1/cifar.md) builds these networks
+# and checks Table 6's parameter counts.
 #
 # ## Does the warm-up matter? A measurement
 #
@@ -316,11 +317,11 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## Exercises
 #
-# 1. **A bigger batch (auto-checked).** You have 8 GPUs and want minibatches of
-#    $B = 128k$ images, not 128. Keep the paper's number of *epochs* and the images seen
-#    before each lr drop, and scale the lr linearly with the batch (Goyal et al. 2017's rule;
-#    no warm-up). Write `my_lr(iteration, batch_size)` and check it with
-#    `check_lr(my_lr)`.
+# 1. **A bigger batch (auto-checked).** With more GPUs you want minibatches of
+#    $B = 128 \cdot k$ images ($k$ = 1, 2, 4 or 8). Keep the paper's number of *epochs* and
+#    the number of images seen before each lr drop, and scale the lr linearly with the batch
+#    (Goyal et al. 2017's rule; no warm-up). Write `my_lr(iteration, batch_size)` and check
+#    it with `check_lr(my_lr)`.
 # 2. 50,000 images do not divide into minibatches of 128. What would `drop_last=True` change
 #    over 164 epochs: how many images would the run never see in an epoch, and would it
 #    change the schedule in iterations?
