@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build lint test browser graphviz bench bench-train warmup ablation clean
+.PHONY: serve build lint test browser graphviz bench bench-train warmup ablation assignments grade clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(READY): requirements.txt requirements.lock
 serve: $(READY) graphviz  ## build and serve the site at http://127.0.0.1:8000, rebuilding on edits
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
-build: $(READY) graphviz  ## build the static site into site/
+build: $(READY) graphviz  ## build the static site into site/; runs the pages whose code changed (PAGE_JOBS=2, PAGE_TIMEOUT=120 s)
 	$(BIN)/mkdocs build --strict
 
 # The browser test uses Debian's chromium (never a downloaded browser). Installed when missing and we are root.
@@ -51,5 +51,12 @@ warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of on
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
 
-clean:
+assignments: $(READY)  ## an nbgrader course source/ folder, one assignment per page, in build/course
+	$(BIN)/python scripts/course.py assignments --course build/course
+
+grade: $(READY)  ## autograde SUBMISSIONS=<folder> (<student>/<assignment>/<page>.ipynb) into build/course/grades.csv
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<assignment>/<page>.ipynb>"; exit 2; }
+	$(BIN)/python scripts/course.py grade "$(SUBMISSIONS)" --course build/course
+
+clean:  ## the built site, the executed-page cache (.cache: jupyter, views, mkdocs-jupyter), test artifacts
 	rm -rf site .cache test-artifacts .pytest_cache
