@@ -21,6 +21,8 @@ import nbformat
 
 from solutions import Graded
 
+from .pages import PACKAGE
+
 SOLUTIONS = "solutions"  # package of reference solutions, one module per page: solutions.<chapter>.<page>
 EXERCISE = re.compile(r"^(\d+)\.\s+(.*)")
 
@@ -45,6 +47,13 @@ def solution_module(chapter: str, page: str):
     return importlib.import_module(name)
 
 
+def hidden_namespace(module) -> dict:
+    """Where hidden-test expressions are evaluated on the reference: the page's names, as in the notebook, and
+    the solutions module's."""
+    page = importlib.import_module(module.__name__.replace(SOLUTIONS, PACKAGE, 1))
+    return {**vars(page), **vars(module)}
+
+
 def _meta(grade_id: str, *, solution: bool, grade: bool, locked: bool, points: int | None = None) -> dict:
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
             "task": False}
@@ -63,8 +72,8 @@ def answer_cells(graded: Graded, module) -> list:
     answer = nbformat.v4.new_code_cell(
         f"### BEGIN SOLUTION\n{body}\n### END SOLUTION",
         metadata=_meta(f"answer-{graded.exercise}", solution=True, grade=False, locked=False))
-    namespace = {graded.answer: reference}
-    hidden = [f"assert {expr} == {eval(expr, dict(vars(module)), namespace)!r}, "  # noqa: S307 (our own code)
+    namespace = {**hidden_namespace(module), graded.answer: reference}
+    hidden = [f"assert {expr} == {eval(expr, namespace)!r}, "  # noqa: S307 (our own code)
               f"{'a hidden test of exercise %d failed' % graded.exercise!r}" for expr in graded.hidden]
     test = f"# Exercise {graded.exercise}: the page's own check.\n{graded.check}"
     if hidden:
