@@ -47,11 +47,17 @@ def solution_module(chapter: str, page: str):
     return importlib.import_module(name)
 
 
-def hidden_namespace(module) -> dict:
-    """Where hidden-test expressions are evaluated on the reference: the page's names, as in the notebook, and
-    the solutions module's."""
+def _literal(value) -> str:
+    """Python source for a value; a set's elements sorted, so the notebook is the same on every run."""
+    if isinstance(value, (set, frozenset)) and value:
+        return "{" + ", ".join(sorted(map(repr, value))) + "}"
+    return repr(value)
+
+
+def answer_namespace(module, graded: Graded) -> dict:
+    """What the graded cells see in the notebook: the page's names and the answer (here the reference)."""
     page = importlib.import_module(module.__name__.replace(SOLUTIONS, PACKAGE, 1))
-    return {**vars(page), **vars(module)}
+    return {**vars(page), graded.answer: getattr(module, graded.answer)}
 
 
 def _meta(grade_id: str, *, solution: bool, grade: bool, locked: bool, points: int | None = None) -> dict:
@@ -68,12 +74,12 @@ def answer_cells(graded: Graded, module) -> list:
     if callable(reference):
         body = inspect.getsource(reference).rstrip()
     else:
-        body = f"{graded.answer} = {reference!r}"
+        body = f"{graded.answer} = {_literal(reference)}"
     answer = nbformat.v4.new_code_cell(
         f"### BEGIN SOLUTION\n{body}\n### END SOLUTION",
         metadata=_meta(f"answer-{graded.exercise}", solution=True, grade=False, locked=False))
-    namespace = {**hidden_namespace(module), graded.answer: reference}
-    hidden = [f"assert {expr} == {eval(expr, namespace)!r}, "  # noqa: S307 (our own code)
+    namespace = answer_namespace(module, graded)
+    hidden = [f"assert {expr} == {_literal(eval(expr, namespace))}, "  # noqa: S307 (our own code)
               f"{'a hidden test of exercise %d failed' % graded.exercise!r}" for expr in graded.hidden]
     test = f"# Exercise {graded.exercise}: the page's own check.\n{graded.check}"
     if hidden:
