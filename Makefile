@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build lint test browser graphviz bench bench-train ablation clean
+.PHONY: serve build lint test browser graphviz bench bench-train warmup ablation assignments grade clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,11 +41,22 @@ test: $(READY) lint browser graphviz  ## lint, then every page run three ways, f
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
 	$(BIN)/python scripts/bench_resnet50.py --steps 2 --rounds 4
 
-bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoader loop
-	$(BIN)/python scripts/bench_training.py
+bench-train: $(READY)  ## the fast path's batches vs a plain DataLoader: CPU time of one core (a few minutes)
+	$(BIN)/python scripts/bench_training.py --device cpu --clock cpu --threads 1 --workers 0 \
+	  --n-images 10000 --steps 4 --warmup 1 --rounds 3 --json docs/assets/training/bench_cpu.json
+
+warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of one CPU core)
+	$(BIN)/python scripts/measure_warmup.py
 
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
+
+assignments: $(READY)  ## an nbgrader course source/ folder, one assignment per page, in build/course
+	$(BIN)/python scripts/course.py assignments --course build/course
+
+grade: $(READY)  ## autograde SUBMISSIONS=<folder> (<student>/<assignment>/<page>.ipynb) into build/course/grades.csv
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<assignment>/<page>.ipynb>"; exit 2; }
+	$(BIN)/python scripts/course.py grade "$(SUBMISSIONS)" --course build/course
 
 clean:  ## the built site, the executed-page cache (.cache: jupyter, views, mkdocs-jupyter), test artifacts
 	rm -rf site .cache test-artifacts .pytest_cache

@@ -65,6 +65,13 @@ def jupytext_notebook(text: str):
     return notebook.with_kernel(jupytext.reads(text, fmt=source.JUPYTEXT))
 
 
+def assert_hint_keeps_answer(info, *right: str) -> None:
+    """A checker rejected a wrong answer (`info` from `pytest.raises`) with a hint, not the solution: its message
+    is not empty and contains none of the strings in `right`."""
+    message = str(info.value)
+    assert message and not [r for r in right if r in message], message
+
+
 TIMINGS: dict[str, float] = {}
 
 

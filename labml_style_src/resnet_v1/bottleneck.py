@@ -55,7 +55,7 @@ from labml_style_src.resnet_v1.residual_block import (
 STRIDE_ON = ("1x1", "3x3")
 
 
-def check_stride_on(stride_on: str) -> None:
+def validate_stride_on(stride_on: str) -> None:
     if stride_on not in STRIDE_ON:
         raise ValueError(f"stride_on must be one of {STRIDE_ON} "
                          f"('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
@@ -69,7 +69,7 @@ class Bottleneck(nn.Module):
                  shortcut=identity_or_projection, stride_on: str = "3x3",
                  groups: int = 1, base_width: int = 64):
         super().__init__()
-        check_stride_on(stride_on)
+        validate_stride_on(stride_on)
         # `inner`: channels of the 3×3; equal to `width` unless ResNeXt's groups rescale it.
         inner = int(width * base_width / 64) * groups
         if inner < groups:  # each of the `groups` paths needs at least one channel
@@ -240,6 +240,9 @@ def check_bottleneck_macs(formula) -> None:
         truth = count_macs(block, (1, 4 * width, h, w), device="cpu")
         got = formula(width, h, w)
         if got != truth:
-            raise AssertionError(f"for width={width}, map {h}×{w} your formula gives "
-                                 f"{got}, the block does {truth} multiply-adds")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for width={width}, map {h}×{w} your formula gives {got}: {hint}. "
+                "Add up k² · c_in · c_out per output pixel for each of the three "
+                "convolutions, with the widths of this block")
     print("correct: your formula matches the counted MACs of Bottleneck(4p, p)")

@@ -195,6 +195,8 @@ def check_basic_block_params(formula) -> None:
         truth = n_params(BasicBlock(c, c))
         got = formula(c)
         if got != truth:
-            raise AssertionError(f"for c={c} your formula gives {got}, "
-                                 f"the block has {truth} parameters")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for c={c} your formula gives {got}: {hint}. Count the weights of "
+                "each 3×3 convolution (no bias) and the γ and β of each BN")
     print("correct: your formula matches BasicBlock(c, c) for c = 1, 16, 64, 256")
