@@ -19,7 +19,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 # The renderer: the package beside the MkDocs hook (MkDocs puts hooks/ on sys.path while loading the hook).
 sys.path.insert(0, str(ROOT / "hooks"))
-from site_render import notebook, pages, source  # noqa: E402
+from site_render import execute, notebook, pages, source  # noqa: E402
 
 PAGES = [page for _, chapter in pages.discover() for page in chapter]
 
@@ -89,6 +89,12 @@ def jupytext_notebook(text: str):
     import jupytext
 
     return notebook.with_kernel(jupytext.reads(text, fmt=source.JUPYTEXT))
+
+
+def run_notebook(nb, cwd: Path, env: dict, label: str | Path) -> float:
+    """Run a notebook in `cwd` with the build's runner (site_render.execute); returns seconds. A cell that raises
+    fails with `label: code cell N (line L): Error: message` (`label` a page's source path: its own numbering)."""
+    return execute.execute(nb, label, env, standalone=False, timeout=900, cwd=cwd)
 
 
 def assert_hint_keeps_answer(info, *right: str) -> None:
