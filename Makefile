@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test browser bench bench-train ablation clean
+.PHONY: serve build test browser bench bench-train bench-ddp ddp-demo ablation clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interle
 
 bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoader loop
 	$(BIN)/python scripts/bench_training.py
+
+# Data-parallel training on the CPU: 2 processes (gloo) started by torchrun, a small ResNet, generated
+# ImageNet-format JPEGs. Progress bar from rank 0 only. Starts afresh each time.
+ddp-demo: $(READY)  ## 2-process DDP training of a small ResNet on generated ImageNet-format data (CPU)
+	$(BIN)/python scripts/train_ddp.py --write-demo-data data/shapes-imagenet-demo --demo-images 256
+	rm -rf runs/ddp-demo
+	OMP_NUM_THREADS=1 $(BIN)/torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py \
+	  --data data/shapes-imagenet-demo --run-dir runs/ddp-demo --epochs 4
+
+bench-ddp: $(READY)  ## images/s of 1 vs 2 DDP processes on the CPU (see the script for GPU options)
+	$(BIN)/python scripts/bench_ddp.py
 
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py

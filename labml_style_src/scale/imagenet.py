@@ -156,11 +156,13 @@ SHAPES = {  # class name -> how to draw it with colour c, centred at (x, y), rad
 
 
 def draw_shape(kind: str, width: int, height: int, rng) -> Image.Image:
-    background = rng.integers(0, 256, 3) + rng.normal(0, 25, (height, width, 3))
+    colour = rng.integers(0, 256, 3)
+    background = colour + rng.normal(0, 25, (height, width, 3))
     image = Image.fromarray(background.clip(0, 255).astype(np.uint8))
     r = rng.uniform(0.25, 0.4) * min(width, height)
     x, y = (width, height) * (0.5 + rng.uniform(-0.1, 0.1, 2))
-    colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+    # The shape's colour differs from the background's by about half the range per channel.
+    colour = tuple(int(v) for v in (colour + 128 + rng.integers(-28, 29, 3)) % 256)
     SHAPES[kind](ImageDraw.Draw(image), x, y, r, colour)
     return image
 
