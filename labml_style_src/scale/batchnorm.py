@@ -33,7 +33,8 @@ BN_TYPES = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d and SyncBatchNor
 #
 # PyTorch's `momentum` is the weight of the *new* value. Keras and TensorFlow call the weight of
 # the *old* value momentum (0.99 by default), and so do Goyal et al. ("running average (with
-# momentum 0.9)", §5.1): their 0.9 is PyTorch's 0.1.
+# momentum 0.9)", §5.1): their 0.9 is PyTorch's 0.1
+# ([test](../tests/test_scale.md#test_bn_train_mode_statistics)).
 
 # %%
 def batch_stats(x: torch.Tensor):
@@ -207,7 +208,8 @@ if __name__ == "__main__":
 # GPUs: in PyTorch 2.14, training mode with a process group refuses a CPU tensor with a
 # `ValueError`, and without a process group it is plain BN. Where it pays is where per-device
 # batches are tiny (detection and segmentation with one or two images per GPU). For 32 images
-# per device, Goyal et al. chose per-device statistics on purpose (quoted above).
+# per device, Goyal et al. chose per-device statistics on purpose (quoted above)
+# ([test](../tests/test_scale.md#test_syncbn_on_cpu_is_plain_bn_without_a_group_and_refused_with_one)).
 
 # %%
 def combine_stats(parts):

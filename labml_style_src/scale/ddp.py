@@ -48,7 +48,7 @@ from labml_style_src.training.recipe import (
 # processes in all) and `MASTER_ADDR` / `MASTER_PORT` (where they meet).
 # `init_process_group(backend)` reads them. NCCL moves CUDA tensors between GPUs; gloo
 # moves CPU tensors. Without these variables the script is a single process and never
-# creates a process group.
+# creates a process group ([test](../tests/test_scale.md#test_single_process_when_not_launched_by_torchrun)).
 
 # %%
 @dataclass(frozen=True)
@@ -196,14 +196,17 @@ if __name__ == "__main__":
 # backward pass runs) and divides by the world size. With equal per-rank batches, that is the
 # gradient of the mean loss over all $kn$ images (Goyal et al.'s Remark 3), so two processes
 # with batch $b$ take exactly the steps of one process with batch $2b$, up to rounding, *if
-# no layer looks at other images of the batch*. BatchNorm in training mode does: each rank
-# normalises with statistics of its own $b$ images, not of $2b$, so the two runs differ
+# no layer looks at other images of the batch*
+# ([test](../tests/test_scale.md#test_ddp_matches_one_process_with_twice_the_batch)).
+# BatchNorm in training mode does: each rank normalises with statistics of its own $b$
+# images, not of $2b$, so the two runs differ
 # ([test](../tests/test_scale.md#test_ddp_with_batchnorm_in_train_mode_differs)).
 # `SyncBatchNorm` (on GPUs) computes them over all ranks and restores the equality.
 #
 # DDP also sends rank 0's buffers (BN's running averages) to the other ranks at the start
 # of every training forward, so after the last step each rank's buffers still hold its own
-# last update. `sync_buffers` sends rank 0's once more before evaluating or saving.
+# last update. `sync_buffers` sends rank 0's once more before evaluating or saving
+# ([test](../tests/test_scale.md#test_sync_buffers_makes_every_rank_hold_rank_0s_statistics)).
 
 # %%
 def train_all(model):
@@ -306,8 +309,8 @@ def resume(path: Path, cfg: RunConfig, d: Dist, model, optimizer) -> tuple:
     try:
         state = torch.load(path, map_location=d.device, weights_only=True)
     except Exception as e:  # never a silent fresh start over a run's checkpoint
-        raise CheckpointError(f"cannot read {path} ({type(e).__name__}); move it away to "
-                              "start afresh") from None
+        raise CheckpointError(f"cannot read {path} ({type(e).__name__}); move it "
+                              "away to start afresh") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT:
         raise CheckpointError(f"{path} is not a checkpoint of this script")
     ours = {k: v for k, v in asdict(cfg).items() if k not in FREE_TO_CHANGE}
@@ -434,10 +437,10 @@ def fit_distributed(cfg: RunConfig, d: Dist) -> list:
 #     scripts/train_ddp.py --data /data/imagenet --device cuda --arch 50 --image-scale 1
 # ```
 #
-# With SLURM, `srun` starts one `torchrun` per node, and `torchrun` starts the 8 processes:
+# With SLURM, `srun` starts one `torchrun` per node, and `torchrun` starts the 8 processes.
+# A batch script for `sbatch job.sh` (its first line is `#!/bin/bash`):
 #
 # ```bash
-# #!/bin/bash
 # #SBATCH --job-name=resnet50
 # #SBATCH --nodes=4
 # #SBATCH --ntasks-per-node=1

@@ -141,7 +141,8 @@ def imagenet_splits(root) -> tuple:
 # %% [markdown]
 # No ImageNet here (it is 150 GB and needs an account), so the demos write a small folder in that
 # layout: real JPEG files of four drawn shapes on noisy backgrounds, of random sizes and aspect
-# ratios, one class per shape. Everything below reads it exactly as it would read ImageNet.
+# ratios, one class per shape. Everything below reads it exactly as it would read ImageNet
+# ([test](../tests/test_scale.md#test_generated_folder_is_real_jpegs_in_imagenet_layout)).
 
 # %%
 SHAPES = {  # class name -> how to draw it with colour c, centred at (x, y), radius r
@@ -161,7 +162,7 @@ def draw_shape(kind: str, width: int, height: int, rng) -> Image.Image:
     image = Image.fromarray(background.clip(0, 255).astype(np.uint8))
     r = rng.uniform(0.25, 0.4) * min(width, height)
     x, y = (width, height) * (0.5 + rng.uniform(-0.1, 0.1, 2))
-    # The shape's colour differs from the background's by about half the range per channel.
+    # The shape's colour differs from the background's by about half the range.
     colour = tuple(int(v) for v in (colour + 128 + rng.integers(-28, 29, 3)) % 256)
     SHAPES[kind](ImageDraw.Draw(image), x, y, r, colour)
     return image
@@ -201,7 +202,8 @@ if __name__ == "__main__":
 #
 # `RandomResize(256, 481)` draws one integer shorter side in $[256, 480]$ (the upper bound of
 # `torch.randint` is exclusive) and resizes with the aspect ratio kept; `RandomCrop(224)` and
-# `RandomHorizontalFlip()` do the rest. A 224 crop covers between 47 % and 88 % of the shorter side.
+# `RandomHorizontalFlip()` do the rest. A 224 crop covers between 47 % and 88 % of the shorter side
+# ([test](../tests/test_scale.md#test_scale_augmentation_range)).
 
 # %%
 TO_FLOAT = T.ToDtype(torch.float32, scale=True)  # uint8 in [0, 255] -> float in [0, 1]
@@ -221,7 +223,7 @@ def scale_crop_flip(recipe: ImageNetRecipe) -> T.Compose:
 # %%
 if __name__ == "__main__":
     torch.manual_seed(0)
-    resize, small = T.RandomResize(256, 481), torch.zeros(1, 6, 8)  # a small input: cheap
+    resize, small = T.RandomResize(256, 481), torch.zeros(1, 6, 8)  # small input: cheap
     shorter = [min(resize(small).shape[-2:]) for _ in range(2000)]
     print("shorter sides drawn:", min(shorter), "to", max(shorter))
     assert min(shorter) == 256 and max(shorter) == 480
@@ -233,7 +235,8 @@ if __name__ == "__main__":
 # "The per-pixel mean" is a mean *image*, one value per colour and pixel position, subtracted
 # from every crop. AlexNet computed it on 256×256 images. We compute it at the crop size over
 # the training images, each resized (shorter side = crop) and centre-cropped, as a running sum
-# (ImageNet does not fit in memory); `limit` takes evenly spaced images for a quicker estimate.
+# (ImageNet does not fit in memory); `limit` takes evenly spaced images for a quicker estimate
+# ([test](../tests/test_scale.md#test_mean_image_is_the_pixelwise_average)).
 
 # %%
 def mean_image(dataset, size: int, limit: int | None = None) -> torch.Tensor:
@@ -256,7 +259,8 @@ def mean_image(dataset, size: int, limit: int | None = None) -> torch.Tensor:
 # colour of the lighting, not the objects. The ImageNet values below are the ones published in
 # Facebook's `fb.resnet.torch` (`datasets/imagenet.lua`), computed there on a subset of the
 # training images and applied to pixels in $[0, 1]$; the columns of `IMAGENET_EIGVEC` are the
-# $p_i$. `rgb_pca` computes the same thing for any set of images.
+# $p_i$. `rgb_pca` computes the same thing for any set of images
+# ([test](../tests/test_scale.md#test_pca_lighting)).
 
 # %%
 IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
