@@ -37,10 +37,10 @@ bench-train: $(READY)  ## images/s of the fast training loop vs a plain DataLoad
 # Data-parallel training on the CPU: 2 processes (gloo) started by torchrun, a small ResNet, generated
 # ImageNet-format JPEGs. Progress bar from rank 0 only. Starts afresh each time.
 ddp-demo: $(READY)  ## 2-process DDP training of a small ResNet on generated ImageNet-format data (CPU)
-	$(BIN)/python scripts/train_ddp.py --write-demo-data data/shapes-imagenet-demo --demo-images 256
+	$(BIN)/python scripts/train_ddp.py --write-demo-data data/patterns-imagenet-demo --demo-images 256
 	rm -rf runs/ddp-demo
 	OMP_NUM_THREADS=1 $(BIN)/torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py \
-	  --data data/shapes-imagenet-demo --run-dir runs/ddp-demo --epochs 4
+	  --data data/patterns-imagenet-demo --run-dir runs/ddp-demo --epochs 6 --milestones 5
 
 bench-ddp: $(READY)  ## images/s of 1 vs 2 DDP processes on the CPU (see the script for GPU options)
 	$(BIN)/python scripts/bench_ddp.py

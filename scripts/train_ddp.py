@@ -1,9 +1,9 @@
 """Data-parallel training of a ResNet on an ImageNet-format folder: the `train` function of
 labml_style_src/scale/ddp.py behind a command line.
 
-    python scripts/train_ddp.py --write-demo-data data/shapes-imagenet      # generated JPEGs
-    python scripts/train_ddp.py --data data/shapes-imagenet                  # one process
-    torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py --data data/shapes-imagenet
+    python scripts/train_ddp.py --write-demo-data data/patterns-imagenet      # generated JPEGs
+    python scripts/train_ddp.py --data data/patterns-imagenet                  # one process
+    torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py --data data/patterns-imagenet
 
 Not launched by torchrun it is one process; under torchrun every process runs it (gloo on the
 CPU, NCCL with --device cuda). Running the same command again resumes from

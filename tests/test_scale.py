@@ -29,14 +29,14 @@ from labml_style_src.training.recipe import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "train_ddp.py"
-SHAPES = ("disc", "square", "triangle")  # 3 classes: 48 training and 9 (odd) validation images
+PATTERNS = ("horizontal", "vertical", "checks")  # 3 classes: 48 training, 9 (odd) validation images
 BATCH = 4  # per process; 48 images / (2 × 4) = 6 steps per epoch
 
 
 @pytest.fixture(scope="module")
-def shapes_root(tmp_path_factory):
+def patterns_root(tmp_path_factory):
     return imagenet.write_imagenet_folder(tmp_path_factory.mktemp("imagenet"), n_train=16, n_val=3,
-                                          shapes=SHAPES)
+                                          patterns=PATTERNS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -61,8 +61,8 @@ def test_paper_recipe_numbers():
 
 
 # The generated folder holds real JPEG files in the ImageNet layout, and torchvision's ImageFolder reads it.
-def test_generated_folder_is_real_jpegs_in_imagenet_layout(shapes_root):
-    train, val = imagenet.imagenet_splits(shapes_root)
+def test_generated_folder_is_real_jpegs_in_imagenet_layout(patterns_root):
+    train, val = imagenet.imagenet_splits(patterns_root)
     assert (len(train), len(val)) == (48, 9) and train.classes == ["n00000000", "n00000001", "n00000002"]
     path, label = val.samples[0]
     assert Path(path).name.startswith("ILSVRC2012_val_") and Path(path).parent.name == val.classes[label]
@@ -76,8 +76,8 @@ def test_generated_folder_is_real_jpegs_in_imagenet_layout(shapes_root):
 
 
 # The mean image is the average of the resized, centre-cropped training images, pixel by pixel.
-def test_mean_image_is_the_pixelwise_average(shapes_root):
-    train, _ = imagenet.imagenet_splits(shapes_root)
+def test_mean_image_is_the_pixelwise_average(patterns_root):
+    train, _ = imagenet.imagenet_splits(patterns_root)
     square = T.Compose([imagenet.resized(32), T.CenterCrop(32)])
     want = torch.stack([square(train[i][0]) for i in range(len(train))]).mean(0)
     assert torch.allclose(imagenet.mean_image(train, 32), want, atol=1e-6)
@@ -170,7 +170,7 @@ def test_bad_imagenet_folders_say_what_layout_is_expected(tmp_path):
 
     def jpeg(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        imagenet.draw_shape("disc", 50, 40, np.random.default_rng(0)).save(path)
+        imagenet.draw_pattern("rings", 50, 40, np.random.default_rng(0)).save(path)
 
     root = tmp_path / "nothing"
     refused("does not exist")
@@ -364,7 +364,7 @@ def run_args(cfg: ddp.RunConfig) -> list:
 
 
 @pytest.fixture(scope="module")
-def runs(shapes_root, tmp_path_factory):
+def runs(patterns_root, tmp_path_factory):
     """Runs made once for the tests below: `runs(name)` -> the run's folder."""
     base, done = tmp_path_factory.mktemp("runs"), {}
     plans = {  # name -> (config, processes or 0 for this process with twice the batch)
@@ -375,7 +375,7 @@ def runs(shapes_root, tmp_path_factory):
     def get(name):
         if name not in done:
             settings, nproc = plans[name]
-            cfg = ddp.RunConfig(data=str(shapes_root), run_dir=str(base / name), batch_size=BATCH, progress=False,
+            cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(base / name), batch_size=BATCH, progress=False,
                                 **settings)
             if nproc:
                 torchrun(*run_args(cfg), nproc=nproc)
@@ -407,7 +407,7 @@ def test_ddp_matches_one_process_with_twice_the_batch(runs):
     two, one = ddp.final_weights(runs("frozen-2")), ddp.final_weights(runs("frozen-1"))
     assert ddp.max_difference(one, two) < 1e-5
     torch.manual_seed(ddp.RunConfig().seed)  # the initial weights, made as the script makes them
-    start = ddp.ARCHS["small"](len(SHAPES))
+    start = ddp.ARCHS["small"](len(PATTERNS))
     ddp.zero_init_last_bn_(start)
     assert ddp.max_difference(start.state_dict(), two) > 1e-2
     assert [r["step"] for r in metrics(runs("frozen-2"))] == [6, 12]
@@ -436,8 +436,8 @@ def test_distributed_evaluation_counts_every_image_once(runs):
 # command, resumes from rank 0's checkpoint of epoch 1 on every rank and ends with exactly the weights of the run
 # that was never interrupted.
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_with_the_same_weights(runs, shapes_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(shapes_root), run_dir=str(tmp_path / "killed"), batch_size=BATCH, epochs=3,
+def test_killed_and_resumed_run_ends_with_the_same_weights(runs, patterns_root, tmp_path):
+    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "killed"), batch_size=BATCH, epochs=3,
                         bn="train", progress=False)
     torchrun(*run_args(replace(cfg, die_at_step=9)), expect_success=False)
     state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
@@ -450,8 +450,8 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(runs, shapes_root, tm
 
 
 # A checkpoint made with other settings is refused, with the setting named, instead of being silently mixed in.
-def test_checkpoint_of_a_different_run_is_refused(shapes_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(shapes_root), run_dir=str(tmp_path / "run"), batch_size=16, epochs=1,
+def test_checkpoint_of_a_different_run_is_refused(patterns_root, tmp_path):
+    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "run"), batch_size=16, epochs=1,
                         progress=False)
     ddp.train(cfg)
     assert ddp.train(replace(cfg, epochs=1)) == metrics(cfg.run_dir)  # finished: nothing to do
@@ -495,8 +495,8 @@ def test_sync_buffers_makes_every_rank_hold_rank_0s_statistics(tmp_path):
 # SyncBatchNorm on 2 GPUs (NCCL, torchrun) trains like one process with the whole batch. Needs two CUDA devices.
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
-def test_syncbn_matches_one_process_on_cuda(shapes_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(shapes_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH, epochs=2,
+def test_syncbn_matches_one_process_on_cuda(patterns_root, tmp_path):
+    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH, epochs=2,
                         bn="sync", device="cuda", progress=False)
     torchrun(*run_args(cfg))
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # as in the children

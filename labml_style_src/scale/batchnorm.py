@@ -128,7 +128,7 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    train_set, _ = imagenet_splits(write_imagenet_folder("data/shapes-imagenet"))
+    train_set, _ = imagenet_splits(write_imagenet_folder("data/patterns-imagenet"))
     augment = scale_crop_flip(TINY_IMAGENET)
     images = torch.stack([TO_FLOAT(augment(train_set[i][0])) for i in range(256)])
     torch.manual_seed(0)
@@ -137,8 +137,8 @@ if __name__ == "__main__":
     _, std = features.mean((0, 2, 3)), features.std((0, 2, 3))
     spread = {}
     for n in (2, 8, 32, 128):
-        means = torch.stack([batch_stats(features[torch.randperm(256)[:n]])[0]
-                             for _ in range(200)])
+        means = torch.stack([features[torch.randperm(256)[:n]].mean((0, 2, 3))
+                             for _ in range(200)])  # 200 batches of n images
         spread[n] = (means.std(0) / std).mean().item()
         print(f"batch of {n:3d} images: batch means spread by {spread[n]:.3f} σ")
     assert spread[2] > spread[8] > spread[32] > spread[128]

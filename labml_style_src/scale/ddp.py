@@ -98,8 +98,8 @@ def barrier(d: Dist) -> None:
 # > residual block's last BN where γ is initialized to be 0." — Goyal et al. 2017, §5.1
 #
 # With $\gamma = 0$ (and $\beta = 0$) the last BN outputs zeros, so $F(x) = 0$ and each block
-# computes $\sigma(0 + W_s x)$: the identity for an identity shortcut and $x \ge 0$, which the
-# input of every block after a ReLU is
+# computes $\sigma(0 + W_s x)$: the identity where the shortcut is the identity, since the
+# input of every block comes out of a ReLU ($x \ge 0$)
 # ([test](../tests/test_scale.md#test_zero_gamma_makes_every_block_its_shortcut)).
 
 # %%
@@ -279,7 +279,7 @@ def evaluate(model, val_set, batch_size: int, d: Dist, autocast_dtype=None,
 # %%
 @dataclass(frozen=True)
 class RunConfig:
-    data: str = "data/shapes-imagenet"
+    data: str = "data/patterns-imagenet"
     run_dir: str = "runs/ddp"
     epochs: int = 3
     batch_size: int = 32  # per process: Goyal et al.'s n
@@ -417,7 +417,7 @@ def fit_distributed(cfg: RunConfig, d: Dist) -> list:
 # written the generated data):
 #
 # ```bash
-# torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py --data data/shapes-imagenet
+# torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py --data data/patterns-imagenet
 # ```
 #
 # One machine with 8 GPUs (NCCL), ResNet-50 at the paper's image sizes, 32 images per GPU:
@@ -495,7 +495,7 @@ def max_difference(a: dict, b: dict) -> float:
 
 # %%
 if __name__ == "__main__":
-    data = write_imagenet_folder("data/shapes-imagenet-16", n_train=16, n_val=4)
+    data = write_imagenet_folder("data/patterns-imagenet-16", n_train=16, n_val=4)
     demo = RunConfig(data=str(data), epochs=2, batch_size=8, progress=False)
     for bn in ("frozen", "train"):
         one, two = (replace(demo, bn=bn, run_dir=f"runs/ddp-{bn}-{k}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import nn
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
@@ -140,39 +140,38 @@ def imagenet_splits(root) -> tuple:
 
 # %% [markdown]
 # No ImageNet here (it is 150 GB and needs an account), so the demos write a small folder in that
-# layout: real JPEG files of four drawn shapes on noisy backgrounds, of random sizes and aspect
-# ratios, one class per shape. Everything below reads it exactly as it would read ImageNet
+# layout: real JPEG files of four kinds of pattern (horizontal stripes, vertical stripes, checks,
+# rings) in random colours with noise, of random sizes and aspect ratios, one class per pattern.
+# A pattern covers the whole image, so every crop shows its class; a horizontal flip keeps it.
+# Everything below reads the folder exactly as it would read ImageNet
 # ([test](../tests/test_scale.md#test_generated_folder_is_real_jpegs_in_imagenet_layout)).
 
 # %%
-SHAPES = {  # class name -> how to draw it with colour c, centred at (x, y), radius r
-    "disc": lambda d, x, y, r, c: d.ellipse([x - r, y - r, x + r, y + r], fill=c),
-    "square": lambda d, x, y, r, c: d.rectangle([x - r, y - r, x + r, y + r], fill=c),
-    "triangle": lambda d, x, y, r, c: d.polygon(
-        [(x, y - r), (x - r, y + r), (x + r, y + r)], fill=c),
-    "cross": lambda d, x, y, r, c: (
-        d.rectangle([x - r, y - r / 3, x + r, y + r / 3], fill=c),
-        d.rectangle([x - r / 3, y - r, x + r / 3, y + r], fill=c)),
+PATTERNS = {  # class name -> 0/1 mask from pixel coordinates (x, y) and a period p
+    "horizontal": lambda x, y, p: (y // p) % 2,
+    "vertical": lambda x, y, p: (x // p) % 2,
+    "checks": lambda x, y, p: (x // p + y // p) % 2,
+    "rings": lambda x, y, p: (np.hypot(x, y) // p) % 2,
 }
 
 
-def draw_shape(kind: str, width: int, height: int, rng) -> Image.Image:
-    colour = rng.integers(0, 256, 3)
-    background = colour + rng.normal(0, 25, (height, width, 3))
-    image = Image.fromarray(background.clip(0, 255).astype(np.uint8))
-    r = rng.uniform(0.25, 0.4) * min(width, height)
-    x, y = (width, height) * (0.5 + rng.uniform(-0.1, 0.1, 2))
-    # The shape's colour differs from the background's by about half the range.
-    colour = tuple(int(v) for v in (colour + 128 + rng.integers(-28, 29, 3)) % 256)
-    SHAPES[kind](ImageDraw.Draw(image), x, y, r, colour)
-    return image
+def draw_pattern(kind: str, width: int, height: int, rng) -> Image.Image:
+    y, x = np.mgrid[:height, :width].astype(float)
+    period = rng.uniform(0.12, 0.2) * min(width, height)
+    mask = PATTERNS[kind](x - rng.uniform(0, width), y - rng.uniform(0, height), period)
+    # Two colours about half the range apart in each channel, and noise.
+    a = rng.integers(0, 256, 3)
+    b = (a + 128 + rng.integers(-28, 29, 3)) % 256
+    pixels = np.where(mask[..., None] > 0, b, a) + rng.normal(0, 25, (height, width, 3))
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 
 def write_imagenet_folder(root, n_train: int = 64, n_val: int = 16,
-                          shapes=tuple(SHAPES), size=(80, 160), seed: int = 0) -> Path:
+                          patterns=tuple(PATTERNS), size=(80, 160),
+                          seed: int = 0) -> Path:
     rng, root = np.random.default_rng(seed), Path(root)
     for split, n in (("train", n_train), ("val", n_val)):
-        for k, kind in enumerate(shapes):
+        for k, kind in enumerate(patterns):
             wnid = f"n{k:08d}"  # folder names in the WordNet-id style
             folder = root / split / wnid
             folder.mkdir(parents=True, exist_ok=True)
@@ -180,13 +179,13 @@ def write_imagenet_folder(root, n_train: int = 64, n_val: int = 16,
                 w, h = (int(v) for v in rng.integers(size[0], size[1] + 1, 2))
                 name = f"{wnid}_{i}" if split == "train" else \
                     f"ILSVRC2012_val_{k * n + i + 1:08d}"
-                draw_shape(kind, w, h, rng).save(folder / f"{name}.JPEG", quality=90)
+                draw_pattern(kind, w, h, rng).save(folder / f"{name}.JPEG", quality=90)
     return root
 
 
 # %%
 if __name__ == "__main__":
-    root = write_imagenet_folder("data/shapes-imagenet")
+    root = write_imagenet_folder("data/patterns-imagenet")
     train_set, val_set = imagenet_splits(root)
     image, label = train_set[0]
     print(f"{len(train_set)} training and {len(val_set)} validation JPEGs")
@@ -223,10 +222,10 @@ def scale_crop_flip(recipe: ImageNetRecipe) -> T.Compose:
 # %%
 if __name__ == "__main__":
     torch.manual_seed(0)
-    resize, small = T.RandomResize(256, 481), torch.zeros(1, 6, 8)  # small input: cheap
-    shorter = [min(resize(small).shape[-2:]) for _ in range(2000)]
-    print("shorter sides drawn:", min(shorter), "to", max(shorter))
-    assert min(shorter) == 256 and max(shorter) == 480
+    resize, tiny = T.RandomResize(256, 481), torch.zeros(1, 2, 2)  # a 2×2 input: cheap
+    shorter = [min(resize(tiny).shape[-2:]) for _ in range(500)]
+    print(f"500 shorter sides drawn: {min(shorter)} to {max(shorter)}")
+    assert 256 <= min(shorter) and max(shorter) <= 480
     print("one training crop:", tuple(scale_crop_flip(PAPER_IMAGENET)(image).shape))
 
 # %% [markdown]
@@ -306,7 +305,7 @@ if __name__ == "__main__":
     augment = T.Compose([scale_crop_flip(TINY_IMAGENET), TO_FLOAT])
     crops = torch.stack([augment(train_set[i][0]) for i in range(64)])
     eigval, eigvec = rgb_pca(crops)
-    print("RGB eigenvalues of our shapes:", eigval.numpy().round(4),
+    print("RGB eigenvalues of our patterns:", eigval.numpy().round(4),
           " of ImageNet:", IMAGENET_EIGVAL.numpy())
     for i in range(3):  # α_i = 0.1 (one standard deviation), the other two 0
         shift = Lighting().offset(0.1 * torch.eye(3)[i])
@@ -375,9 +374,9 @@ def ten_crop_scores(model: nn.Module, image, recipe: ImageNetRecipe, mean):
 
 # %%
 if __name__ == "__main__":
-    photo_path = Path("data/one-photo.JPEG")
+    photo_path = Path("data/one-image.JPEG")
     rng = np.random.default_rng(1)
-    draw_shape("triangle", 500, 375, rng).save(photo_path, quality=90)
+    draw_pattern("rings", 500, 375, rng).save(photo_path, quality=90)
     photo = Image.open(photo_path)  # a 500×375 JPEG, a typical ImageNet size
     paper_mean = mean_image(train_set, PAPER_IMAGENET.crop, limit=32)
     crops = ten_crops(photo, PAPER_IMAGENET, paper_mean)
@@ -442,7 +441,7 @@ if __name__ == "__main__":
         print(f"{name} scores:", probabilities.numpy().round(4))
 
 # %% [markdown]
-# The network above is untrained, so its scores say nothing about the triangle; the point is what
+# The network above is untrained, so its scores say nothing about the rings; the point is what
 # is computed. The [data-parallel page](ddp.md) trains on this pipeline.
 #
 # ## Exercises
