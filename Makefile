@@ -40,7 +40,7 @@ ddp-demo: $(READY)  ## 2-process DDP training of a small ResNet on generated Ima
 	$(BIN)/python scripts/train_ddp.py --write-demo-data data/patterns-imagenet-demo --demo-images 256
 	rm -rf runs/ddp-demo
 	OMP_NUM_THREADS=1 $(BIN)/torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py \
-	  --data data/patterns-imagenet-demo --run-dir runs/ddp-demo --epochs 6 --milestones 5
+	  --data data/patterns-imagenet-demo --run-dir runs/ddp-demo --epochs 5 --milestones 4
 
 bench-ddp: $(READY)  ## images/s of 1 vs 2 DDP processes on the CPU (see the script for GPU options)
 	$(BIN)/python scripts/bench_ddp.py

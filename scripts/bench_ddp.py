@@ -4,7 +4,9 @@ the same model and the same batch per process (weak scaling, as in Goyal et al.:
 Synthetic data already in memory: this measures the training step (forward, backward, gradient all-reduce,
 SGD), not JPEG decoding. On the CPU the processes share the machine's cores: by default each of N processes
 gets cores / N threads, so both settings use the whole CPU. Not a test: the numbers depend on the machine and
-on what else runs on it, so the script prints the load average before and after each measurement.
+on what else runs on it, so the script prints the load average before and after each measurement, and the CPU
+time per image (less sensitive to other load than images/s). On a busy machine, OpenMP threads that wait for
+each other make multi-threaded processes very slow: `--threads 1` then compares the processes alone.
 
     python scripts/bench_ddp.py                                                 # CPU (gloo): 1 vs 2 processes
     python scripts/bench_ddp.py --device cuda --nprocs 1 --arch 50 --image-size 224 --batch-size 128 \\
@@ -113,8 +115,9 @@ def main(argv=None):
         for n in args.nprocs:
             rows.append(dict(measure(args, n), round=round_))
             r = rows[-1]
+            cpu_ms = 1000 * r["cpu_seconds"] / (r["images_per_s"] * r["seconds"])
             print(f"round {round_}: {n} process(es) × {r['threads']} thread(s): {r['images_per_s']:8.1f} images/s "
-                  f"({r['steps_per_s']:.2f} steps/s, {r['cpu_seconds']:.1f} CPU s for {r['seconds']:.1f} s; "
+                  f"({r['steps_per_s']:.2f} steps/s; {cpu_ms:.2f} CPU ms per image; "
                   f"load average {r['load_before']:.1f} -> {r['load_after']:.1f})", flush=True)
     for n in args.nprocs:
         ips = [r["images_per_s"] for r in rows if r["processes"] == n]

@@ -4,6 +4,7 @@ eval mode, and data-parallel training, run through the real `torchrun` on the CP
 No network and no ImageNet: the tests write small folders of real JPEG files in the ImageNet layout.
 """
 
+import copy
 import importlib.util
 import json
 import math
@@ -462,34 +463,44 @@ def test_checkpoint_of_a_different_run_is_refused(patterns_root, tmp_path):
         ddp.train(replace(cfg, epochs=2))
 
 
-def _buffers_before_and_after_sync(out):
+def _ddp_facts(out):
     d = ddp.init_distributed("cpu")
-    torch.manual_seed(0)
+    torch.manual_seed(d.rank)  # different weights on each rank before DDP
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     net = DistributedDataParallel(model)
-    for step in range(2):
-        net(torch.randn(4, 3, 8, 8) + d.rank + step).sum().backward()
 
-    def gathered():
-        parts = [torch.zeros(4) for _ in range(d.world_size)]
-        dist.all_gather(parts, model[1].running_mean)
+    def gathered(t):
+        parts = [torch.zeros_like(t) for _ in range(d.world_size)]
+        dist.all_gather(parts, t.contiguous())
         return parts
 
-    before = gathered()
+    weights = gathered(model[0].weight.detach())
+    x = torch.randn(4, 3, 8, 8) + d.rank  # each rank its own data
+    alone = copy.deepcopy(model)
+    alone(x).square().mean().backward()  # this rank's gradient, without DDP
+    net(x).square().mean().backward()  # DDP: the mean over ranks
+    local, averaged = gathered(alone[0].weight.grad), gathered(model[0].weight.grad)
+    net(x + 1).sum().backward()  # one more training forward: each rank updates its own BN
+    before = gathered(model[1].running_mean)
     ddp.sync_buffers(model, d)
-    after = gathered()
+    after = gathered(model[1].running_mean)
     if d.is_main:
-        torch.save(dict(before=before, after=after), out)
+        torch.save(dict(weights=weights, local=local, averaged=averaged, before=before, after=after), out)
     dist.destroy_process_group()
 
 
-# DDP sends rank 0's buffers at the start of each training forward, so after the last step every rank still holds
-# its own last BN update; `sync_buffers` makes them rank 0's (2 forked processes with torchrun's variables).
-def test_sync_buffers_makes_every_rank_hold_rank_0s_statistics(tmp_path):
-    ddp.launch_local(_buffers_before_and_after_sync, 2, tmp_path / "buffers.pt")
-    result = torch.load(tmp_path / "buffers.pt", weights_only=True)
-    assert not torch.allclose(*result["before"])
-    assert torch.equal(*result["after"]) and torch.equal(result["after"][0], result["before"][0])
+# Three facts of DDP, in 2 forked processes with torchrun's variables: it starts every rank from rank 0's weights;
+# after backward every rank holds the mean of the ranks' gradients; the BN running averages differ after training
+# (each rank's last update is its own) until `sync_buffers` gives every rank rank 0's.
+def test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers(tmp_path):
+    ddp.launch_local(_ddp_facts, 2, tmp_path / "facts.pt")
+    r = torch.load(tmp_path / "facts.pt", weights_only=True)
+    assert torch.equal(*r["weights"])
+    assert not torch.allclose(*r["local"])
+    for averaged in r["averaged"]:
+        assert torch.allclose(averaged, (r["local"][0] + r["local"][1]) / 2, atol=1e-6)
+    assert not torch.allclose(*r["before"])
+    assert torch.equal(*r["after"]) and torch.equal(r["after"][0], r["before"][0])
 
 
 # SyncBatchNorm on 2 GPUs (NCCL, torchrun) trains like one process with the whole batch. Needs two CUDA devices.

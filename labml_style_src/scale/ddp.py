@@ -193,7 +193,9 @@ if __name__ == "__main__":
 #
 # `DistributedDataParallel` copies rank 0's parameters and buffers to every rank when it is
 # built. In backward it sums each gradient over the ranks (in buckets, while the rest of the
-# backward pass runs) and divides by the world size. With equal per-rank batches, that is the
+# backward pass runs) and divides by the world size
+# ([test](../tests/test_scale.md#test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers)).
+# With equal per-rank batches, that is the
 # gradient of the mean loss over all $kn$ images (Goyal et al.'s Remark 3), so two processes
 # with batch $b$ take exactly the steps of one process with batch $2b$, up to rounding, *if
 # no layer looks at other images of the batch*
@@ -201,12 +203,14 @@ if __name__ == "__main__":
 # BatchNorm in training mode does: each rank normalises with statistics of its own $b$
 # images, not of $2b$, so the two runs differ
 # ([test](../tests/test_scale.md#test_ddp_with_batchnorm_in_train_mode_differs)).
-# `SyncBatchNorm` (on GPUs) computes them over all ranks and restores the equality.
+# `SyncBatchNorm` (GPUs only) computes them over all ranks, which should make the runs equal
+# again; [its test](../tests/test_scale.md#test_syncbn_matches_one_process_on_cuda) needs two
+# GPUs and is skipped elsewhere.
 #
 # DDP also sends rank 0's buffers (BN's running averages) to the other ranks at the start
 # of every training forward, so after the last step each rank's buffers still hold its own
 # last update. `sync_buffers` sends rank 0's once more before evaluating or saving
-# ([test](../tests/test_scale.md#test_sync_buffers_makes_every_rank_hold_rank_0s_statistics)).
+# ([test](../tests/test_scale.md#test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers)).
 
 # %%
 def train_all(model):
