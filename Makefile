@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build lint test browser graphviz bench bench-train warmup ablation assignments grade clean
+.PHONY: serve build lint test browser graphviz bench bench-train warmup bench-ddp ddp-demo ablation assignments grade clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ bench-train: $(READY)  ## the fast path's batches vs a plain DataLoader: CPU tim
 
 warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of one CPU core)
 	$(BIN)/python scripts/measure_warmup.py
+
+# Data-parallel training on the CPU: 2 processes (gloo) started by torchrun, a small ResNet, generated
+# ImageNet-format JPEGs. Progress bar from rank 0 only. Starts afresh each time.
+ddp-demo: $(READY)  ## 2-process DDP training of a small ResNet on generated ImageNet-format data (CPU)
+	$(BIN)/python scripts/train_ddp.py --write-demo-data data/patterns-imagenet-demo --demo-images 256
+	rm -rf runs/ddp-demo
+	OMP_NUM_THREADS=1 $(BIN)/torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py \
+	  --data data/patterns-imagenet-demo --run-dir runs/ddp-demo --epochs 5 --milestones 4
+
+bench-ddp: $(READY)  ## images/s of 1 vs 2 DDP processes on the CPU (see the script for GPU options)
+	$(BIN)/python scripts/bench_ddp.py
 
 ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
 	$(BIN)/python scripts/run_ablation.py
