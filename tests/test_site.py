@@ -5,7 +5,6 @@ import ast
 import functools
 import http.server
 import json
-import os
 import re
 import tempfile
 import threading
@@ -17,10 +16,6 @@ import pytest
 
 from conftest import ARTIFACTS, PAGES, ROOT, pages
 from site_render import mkdocs_glue
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync", "--disable-quic"]
 
 
 # The strict build passes (broken links and anchors are errors) and every page has its three outputs.
@@ -162,20 +157,6 @@ def server(built_site):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (run `make test`, which installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 class Visit:

@@ -269,13 +269,16 @@ def executed(page: Path, cache_dir: Path = CACHE, timeout: float = TIMEOUT):
     return executed_all([page], cache_dir, timeout, jobs=1)[page]
 
 
-def executed_all(pages: list[Path], cache_dir: Path = CACHE, timeout: float = TIMEOUT, jobs: int = JOBS) -> dict:
+def executed_all(pages: list[Path], cache_dir: Path = CACHE, timeout: float = TIMEOUT, jobs: int = JOBS,
+                 lang=None) -> dict:
     """{page: executed notebook}. Cache misses run `jobs` at a time; each result is cached as soon as it is done,
-    so a page that fails does not cost the others their run next time."""
+    so a page that fails does not cost the others their run next time. In another language (`lang`) the notebook
+    differs in its markdown cells only; the cache is keyed by the code cells, so one execution serves every
+    language."""
     cache = open_cache(cache_dir)
     out, todo = {}, {}
     for page in pages:
-        nb = notebook(page)
+        nb = notebook(page, lang=lang)
         out[page] = lookup(cache, nb)
         if out[page] is None:
             todo[page] = nb
