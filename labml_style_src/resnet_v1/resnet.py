@@ -288,7 +288,7 @@ if __name__ == "__main__":
 #     Both figures are in print. ResNet's Table 1 gives 3.8 for the paper's layout (stride on the
 #     1×1). ResNeXt's Table 1 (Xie et al. 2017) gives 4.1 for its ResNet-50 baseline, which puts the
 #     stride on the 3×3, the V1.5 layout: our 4.09 rounds to it
-#     ([test](../tests/test_resnext.md#test_table1_macs)). Both papers count multiply-adds; the
+#     ([test](../tests/test_resnext.md#test_resnet50_flops_in_both_papers)). Both papers count multiply-adds; the
 #     difference is where the stride sits.
 
 # %%
@@ -351,7 +351,8 @@ if __name__ == "__main__":
 #
 # 1. **Count option C (auto-checked).** How many more parameters does ResNet-50 have with option C
 #    than with option B? Work it out by hand: which blocks get a new $W_s$ under C, and what does each
-#    one cost (a 1×1 convolution and a BN)? Then run `check_resnet50_C_minus_B(your_number)`.
+#    one cost (a 1×1 convolution and a BN)? Then set `resnet50_C_minus_B` to your number and run
+#    `check_resnet50_C_minus_B(resnet50_C_minus_B)`.
 # 2. Add ResNet-200 of the pre-activation paper to `TABLE_1` as data: bottleneck blocks (3, 24, 36, 3).
 #    What does `Arch` check for you? (Its "FLOPs" are not in our Table 1; count them with `count_macs`.)
 # 3. Global average pooling hands the fc layer one number per channel, whatever the size of the
