@@ -3,20 +3,38 @@
 import csv
 import importlib.util
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.ablation.degradation import (
-    BUILDERS, PlainBlock, check_paths, digits_16, digits_setup, plain_cifar, results_table, run_degradation,
+    BUILDERS, PlainBlock, Settings, check_identity, digits_8, plain_cifar, precise_bn, random_shift, train_one,
+)
+from labml_style_src.ablation.results import (
+    FIG_6_DEPTHS, TABLE_2, check_epochs_to_reach, final_table, find_results, load_results,
 )
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import BasicBlock
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "assets" / "ablation"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("run_ablation", ROOT / "scripts" / "run_ablation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+# Table 2 and Fig. 6 as the page states them.
+def test_paper_facts():
+    assert TABLE_2 == {("plain", 18): 27.94, ("plain", 34): 28.54, ("ResNet", 18): 27.88, ("ResNet", 34): 25.03}
+    assert FIG_6_DEPTHS["plain"] == (20, 32, 44, 56) and FIG_6_DEPTHS["ResNet"] == (20, 32, 44, 56, 110)
 
 
 # The plain block is the basic block minus the addition: y = relu(F(x)), with the same F.
@@ -32,8 +50,8 @@ def test_plain_block_is_basic_block_without_the_addition():
 
 
 # Plain nets from the same constructor have exactly the residual nets' parameters (option A shortcuts
-# carry none), at both depths of the experiment.
-@pytest.mark.parametrize("depth", [20, 56])
+# carry none), at every depth of the experiment.
+@pytest.mark.parametrize("depth", [20, 32, 44, 56])
 def test_plain_and_residual_nets_have_the_same_parameters(depth):
     plain, residual = plain_cifar(depth), cifar_resnet(depth)
     assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in residual.state_dict().items()}
@@ -45,83 +63,174 @@ def test_plain_and_residual_nets_have_the_same_parameters(depth):
 # With option B the plain net would carry projection weights that never receive a gradient.
 def test_option_b_plain_net_has_unused_parameters():
     plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    F.cross_entropy(plain_b(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_b(torch.randn(2, 3, 8, 8)), torch.tensor([0, 1])).backward()
     unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
     assert len(unused) == 6 and all(".shortcut." in name for name in unused)  # 2 stage changes × (conv, BN γ, β)
     plain_a = plain_cifar(20)
-    F.cross_entropy(plain_a(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_a(torch.randn(2, 3, 8, 8)), torch.tensor([0, 1])).backward()
     assert all(p.grad is not None for p in plain_a.parameters())
 
 
-def test_digits_16_is_real_normalised_data():
-    x_train, y_train, x_test, y_test = digits_16()
-    assert x_train.shape == (1500, 3, 16, 16) and x_test.shape == (297, 3, 16, 16)
+# The same seed gives a plain and a residual net the same initial weights.
+def test_same_seed_same_initial_weights():
+    torch.manual_seed(3)
+    plain = plain_cifar(20)
+    torch.manual_seed(3)
+    residual = cifar_resnet(20)
+    pairs = zip(plain.state_dict().values(), residual.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_digits_8_is_real_normalised_data():
+    x_train, y_train, x_test, y_test = digits_8()
+    assert x_train.shape == (1500, 3, 8, 8) and x_test.shape == (297, 3, 8, 8)
     assert abs(x_train.mean().item()) < 1e-4 and abs(x_train.std().item() - 1) < 1e-4
-    assert set(y_train.tolist()) == set(range(10))
+    assert set(y_train.tolist()) == set(range(10)) and set(y_test.tolist()) == set(range(10))
 
 
-# The experiment's schedule: lr 0.01 for the warm-up epochs, then 0.1, no drops.
-def test_digits_setup_schedule():
-    from labml_style_src.training.recipe import lr_at
+# Each image moves by at most one pixel in each direction; what comes in at the border is background.
+def test_random_shift_moves_each_image_by_at_most_one_pixel():
+    x = digits_8()[0][:64]
+    shifted = random_shift(x, torch.Generator().manual_seed(0))
+    background = x.min().item()
+    padded = nnf.pad(x, (1, 1, 1, 1), value=background)
+    offsets = set()
+    for i in range(len(x)):
+        found = [(a, b) for a in range(3) for b in range(3) if torch.equal(shifted[i], padded[i, :, a:a + 8, b:b + 8])]
+        assert found, f"image {i} is not a shift of at most one pixel"
+        offsets.update(found)
+    assert len(offsets) == 9  # all nine offsets occur
+    assert random_shift(x, torch.Generator(), 0) is x  # shift=0: no augmentation
 
-    _, recipe = digits_setup(epochs=20, warmup_epochs=3)
-    assert recipe.max_iters == 20 * 12 and recipe.warmup_iters == 3 * 12 and recipe.milestones == ()
-    assert lr_at(35, recipe) == 0.01 and lr_at(36, recipe) == 0.1 and lr_at(239, recipe) == 0.1
-    assert (recipe.momentum, recipe.weight_decay, recipe.batch_size) == (0.9, 1e-4, 128)
+
+# The paper's schedule on our scale: lr 0.1, ÷10 at 1/2 and 3/4 of training; SGD momentum 0.9, wd 1e-4, batch 128.
+def test_settings_follow_the_paper_schedule():
+    s = Settings()
+    lrs = [s.lr_at(e) for e in range(s.epochs)]
+    half, three_quarters = s.epochs // 2, 3 * s.epochs // 4
+    assert lrs[:half] == [0.1] * half
+    assert lrs[half:three_quarters] == pytest.approx([0.01] * (three_quarters - half))
+    assert lrs[three_quarters:] == pytest.approx([0.001] * (s.epochs - three_quarters))
+    assert (s.momentum, s.weight_decay, s.batch_size) == (0.9, 1e-4, 128)
 
 
-# A tiny version of the ablation (depth 8, 1 epoch, 2 minibatches) through the real code path:
-# four files' worth of output, one row per model and epoch, a table computed from the CSV.
-def test_tiny_ablation_code_path(tmp_path):
-    batches, recipe = digits_setup(epochs=1, warmup_epochs=0, batch_size=32, max_batches=2)
-    rows = run_degradation(tmp_path / "out", batches, recipe, depths=(8,), runs_dir=tmp_path / "runs",
-                           device="cpu", progress=False)
-    assert [r["model"] for r in rows] == ["plain-8", "ResNet-8"]
-    with open(tmp_path / "out" / "degradation.csv", newline="") as f:
-        from_csv = list(csv.DictReader(f))
-    assert [r["model"] for r in from_csv] == ["plain-8", "ResNet-8"]
-    assert json.loads((tmp_path / "out" / "degradation.json").read_text())[1]["model"] == "ResNet-8"
-    assert (tmp_path / "out" / "degradation.png").read_bytes()[:4] == b"\x89PNG"
-    table = results_table(tmp_path / "out" / "degradation.csv")
-    assert table.count("\n") == 3 and "| plain-8 |" in table and "| ResNet-8 |" in table
+# Precise BN: after it, each BN's statistics are the mean and variance of its input over the data
+# the network is given now (one batch here, so exactly), and its momentum is back to 0.1.
+def test_precise_bn_measures_the_current_weights():
+    torch.manual_seed(0)
+    model = plain_cifar(8)
+    x = torch.randn(40, 3, 8, 8)
+    seen = {}
+    bn = model.stages[0][0].F[1]
+    bn.register_forward_pre_hook(lambda m, inputs: seen.setdefault("input", inputs[0].clone()))
+    precise_bn(model, x, batch_size=40)
+    inputs = seen["input"]
+    assert torch.allclose(bn.running_mean, inputs.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(bn.running_var, inputs.var((0, 2, 3), unbiased=True), rtol=1e-4)
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+# A tiny version of the experiment through the real code path: rows per epoch, final numbers, and
+# the same seed gives the same run twice.
+def test_train_one_tiny_is_deterministic():
+    x_train, y_train, x_test, y_test = digits_8()
+    data = (x_train[:64], y_train[:64], x_test[:50], y_test[:50])
+    runs = [train_one("plain", 8, 0, data, Settings(epochs=2, batch_size=32), "cpu") for _ in range(2)]
+    rows, final = runs[0]
+    assert runs[0] == runs[1]
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["lr"] for r in rows] == [0.1, 0.01]
+    assert set(final) >= {"train_err", "train_err_full", "test_err", "test_err_running", "params"}
+    assert all(0 <= final[k] <= 100 for k in ("train_err", "train_err_full", "test_err", "test_err_running"))
 
 
 # scripts/run_ablation.py, the command that made the committed results, at toy size.
 def test_run_ablation_script_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("run_ablation", ROOT / "scripts" / "run_ablation.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     before = torch.get_num_threads()
     try:
-        script.main(["--out", str(tmp_path), "--depths", "8", "--epochs", "1", "--max-batches", "1",
-                     "--batch-size", "16", "--runs-dir", str(tmp_path / "runs"), "--threads", "1"])
+        script.main(["--out", str(tmp_path), "--depths", "8", "--seeds", "0", "1", "--epochs", "1",
+                     "--n-train", "32", "--threads", "1"])
     finally:
         torch.set_num_threads(before)
-    assert {p.name for p in tmp_path.iterdir()} >= {"degradation.csv", "degradation.json", "degradation.png"}
-
-
-def final_rows(path):
-    with open(path, newline="") as f:
+    with open(tmp_path / "degradation.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return rows, {r["model"]: r for r in rows}
+    assert [(r["model"], r["seed"]) for r in rows] == [("plain-8", "0"), ("plain-8", "1"), ("ResNet-8", "0"),
+                                                       ("ResNet-8", "1")]
+    summary = json.loads((tmp_path / "degradation.json").read_text())
+    assert summary["complete"] and summary["n_train"] == 32 and len(summary["final"]) == 4
+    assert summary["wall_seconds"] > 0 and summary["cpu_seconds"] >= 0
+    assert final_table(summary).count("\n") == 3
 
 
-# The committed run (scripts/run_ablation.py) shows degradation: plain-56 trains much worse than
-# plain-20, and with shortcuts the 56-layer net trains as well as the 20-layer one (Fig. 6's order).
-def test_committed_results_show_degradation():
-    rows, last = final_rows(RESULTS / "degradation.csv")
-    assert set(last) == {"plain-20", "plain-56", "ResNet-20", "ResNet-56"}
-    assert all(sum(r["model"] == m for r in rows) == 20 for m in last)  # 20 epochs each
-    err = {m: float(r["train_err"]) for m, r in last.items()}
-    assert err["plain-56"] > err["plain-20"] + 20
-    assert err["ResNet-56"] < err["plain-56"] - 20
-    assert err["ResNet-56"] < err["ResNet-20"] + 5
-    assert all(float(r["wall_seconds"]) > 0 for r in last.values())
-    assert (RESULTS / "degradation.png").stat().st_size > 10_000
+# The exercise's checker accepts a right answer and refuses wrong ones with a hint.
+def test_check_identity():
+    def make_identity(block):
+        with torch.no_grad():
+            for conv in (block.F[0], block.F[3]):
+                nn.init.dirac_(conv.weight)
+            for bn in (block.F[1], block.F[4]):
+                bn.weight.copy_(torch.sqrt(bn.running_var + bn.eps))
+                bn.bias.copy_(bn.running_mean)
+
+    check_identity(make_identity)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_identity(lambda block: None)
+    with pytest.raises(AssertionError, match="Hint"):  # the residual trick (γ = 0) does not carry over
+        check_identity(lambda block: nn.init.zeros_(block.F[-1].weight))
 
 
-def test_check_paths():
-    check_paths(lambda kind, depth: 1 if kind == "plain" else 2 ** ((depth - 2) // 2))
-    with pytest.raises(AssertionError, match="paths"):
-        check_paths(lambda kind, depth: 2 ** (depth - 2))
+def test_find_results_finds_the_committed_results():
+    assert find_results() == RESULTS
     assert set(BUILDERS) == {"plain", "ResNet"}
+
+
+# The results page's checker accepts a right answer and refuses wrong ones with a hint.
+def test_check_epochs_to_reach():
+    def epochs_to_reach(rows, model, level):
+        by_epoch = {}
+        for r in rows:
+            if r["model"] == model:
+                by_epoch.setdefault(r["epoch"], []).append(r["train_err"])
+        return next((e for e, v in sorted(by_epoch.items()) if sum(v) / len(v) <= level), None)
+
+    def any_seed(rows, model, level):  # a seed reaching the level is not the mean reaching it
+        return min((r["epoch"] for r in rows if r["model"] == model and r["train_err"] <= level), default=None)
+
+    check_epochs_to_reach(epochs_to_reach)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_epochs_to_reach(any_seed)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_epochs_to_reach(lambda rows, model, level: epochs_to_reach(rows, "other", level))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The committed results (docs/assets/ablation, made by `make ablation`) and what the results page says of them
+# ---------------------------------------------------------------------------------------------------------------
+
+MODELS = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+
+
+def committed(name="degradation"):
+    rows, summary = load_results(RESULTS, name)
+    finals = {}
+    for f in summary["final"]:
+        finals.setdefault(f["model"], {})[f["seed"]] = f
+    return rows, summary, finals
+
+
+# Every net, seed and epoch the page names is there, made with the settings the pages state.
+def test_committed_results_are_complete():
+    rows, summary, finals = committed()
+    assert summary["complete"] and summary["device"] == "cpu" and summary["threads"] == 1
+    assert summary["depths"] == [20, 56] and summary["seeds"] == [0, 1, 2]
+    assert summary["settings"] == {**asdict(Settings()), "drops": [0.5, 0.75]}
+    assert summary["n_train"] == 1500 and summary["n_test"] == 297
+    assert sorted(finals) == sorted(MODELS) and all(sorted(finals[m]) == [0, 1, 2] for m in MODELS)
+    for model in MODELS:
+        for seed in (0, 1, 2):
+            epochs = [r["epoch"] for r in rows if r["model"] == model and r["seed"] == seed]
+            assert epochs == list(range(1, 31)), (model, seed)
+    _, long, long_finals = committed("degradation_long")
+    assert long["complete"] and list(long_finals) == ["plain-56"] and list(long_finals["plain-56"]) == [0]
+    assert long["settings"] == {**asdict(Settings(epochs=90)), "drops": [0.5, 0.75]}
+    assert sum(p.stat().st_size for p in RESULTS.iterdir()) < 100_000  # small enough to commit
