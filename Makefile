@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test browser bench bench-train ablation clean
+.PHONY: serve build lint test browser bench bench-train ablation clean
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped (they fail under CI=true)"; fi; }
 
-test: $(READY) browser  ## every page run three ways, fidelity tests, the strict build and the browser check
+lint: $(READY)  ## ruff (pyflakes, pycodestyle, bugbear, isort); configured in pyproject.toml
+	$(BIN)/ruff check .
+
+test: $(READY) lint browser  ## lint, then every page run three ways, fidelity tests, the strict build and the browser check
 	$(BIN)/python -m pytest
 
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved

@@ -21,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labml_style_src.resnet_v1.cifar import cifar_resnet  # noqa: E402
 from labml_style_src.training.fast_gpu import (  # noqa: E402
-    DeviceBatches, PerImageDataset, fast_options, images_per_second,
+    DeviceBatches,
+    PerImageDataset,
+    fast_options,
+    images_per_second,
 )
 from labml_style_src.training.recipe import PAPER, LoaderBatches, fit, paper_transform  # noqa: E402
 

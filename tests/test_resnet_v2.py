@@ -11,16 +11,40 @@ import pytest
 import torch
 from torch import nn
 
+from labml_style_src.resnet_v1.resnet import stage_shapes
 from labml_style_src.resnet_v2.activation_variants import (
-    ACTIVATION_VARIANTS, ActivationVariantUnit, check_never_decreasing, measure)
+    ACTIVATION_VARIANTS,
+    ActivationVariantUnit,
+    check_never_decreasing,
+    measure,
+)
 from labml_style_src.resnet_v2.keras_resnet50v2 import (
-    Block2, check_where_map_halves, keras_counts, resnet_v2_keras)
+    Block2,
+    check_where_map_halves,
+    keras_counts,
+    resnet_v2_keras,
+)
 from labml_style_src.resnet_v2.preact_resnet import (
-    PreActBottleneck, check_units_per_stage, param_breakdown, preact_cifar_resnet)
+    PreActBottleneck,
+    check_units_per_stage,
+    param_breakdown,
+    preact_cifar_resnet,
+)
 from labml_style_src.resnet_v2.propagation import (
-    check_shortcut_factor, forward_all, grad_decomposition, make_stack, sample_input, shortcut_only_factor)
+    check_shortcut_factor,
+    forward_all,
+    grad_decomposition,
+    make_stack,
+    sample_input,
+    shortcut_only_factor,
+)
 from labml_style_src.resnet_v2.shortcut_variants import (
-    SHORTCUT_VARIANTS, ShortcutVariantUnit, check_gate_gain, shortcut_path_gain, shortcut_variant)
+    SHORTCUT_VARIANTS,
+    ShortcutVariantUnit,
+    check_gate_gain,
+    shortcut_path_gain,
+    shortcut_variant,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
@@ -196,7 +220,7 @@ def test_preact_cifar_param_counts():
     assert round(r1001["total"] / 1e6, 1) == 10.3
     for depth, n in ((164, 18), (1001, 111)):
         net = preact_cifar_resnet(depth)
-        assert [len(net.stages[i]) for i in range(3)] == [n, n, n]
+        assert [len(stage) for stage in net.stages] == [n, n, n]
         # depth counts conv1, the three convs of every unit and the fc layer, not the 3 projections.
         convs = sum(isinstance(m, nn.Conv2d) for m in net.modules())
         projections = sum(isinstance(u.shortcut, nn.Conv2d) for u in net.modules() if isinstance(u, PreActBottleneck))
@@ -219,9 +243,11 @@ def test_preact_first_and_last_activation():
         assert isinstance(inner.shortcut, nn.Identity)
         h = first(x)
         assert torch.allclose(inner(h), inner.F(inner.preact(h)) + h)  # identity reads the raw input
-        out = net.stages(x)
-    last = list(net.stages.children())[-1]
-    assert isinstance(last[0], nn.BatchNorm2d) and isinstance(last[1], nn.ReLU)
+        out = net.post(net.stages(x))
+    # `stage_shapes` reports the three real stages; the BN-ReLU after them is `net.post`.
+    images = torch.randn(2, 3, 32, 32)
+    assert list(stage_shapes(net, images)) == ["stem", "conv2_x", "conv3_x", "conv4_x"]
+    assert isinstance(net.post[0], nn.BatchNorm2d) and isinstance(net.post[1], nn.ReLU)
     assert (out >= 0).all()
 
 

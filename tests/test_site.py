@@ -6,13 +6,14 @@ import http.server
 import os
 import re
 import threading
-from urllib.parse import urljoin
 from pathlib import Path
+from urllib.parse import urljoin
 
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, PAGES
+from conftest import ARTIFACTS, PAGES, pages
+from site_render import mkdocs_glue
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -36,7 +37,8 @@ def test_build_has_every_page_in_both_views(built_site):
 # Nothing in the site points the browser at another host: no CDN script, stylesheet, font or image.
 def test_no_resource_from_another_host(built_site):
     site, _ = built_site
-    remote = re.compile(r"""<(?:script|img|iframe|source)[^>]*\bsrc=["']?(?:https?:)?//|<link[^>]*\bhref=["']?(?:https?:)?//|url\(["']?(?:https?:)?//""")
+    remote = re.compile(r"""<(?:script|img|iframe|source)[^>]*\bsrc=["']?(?:https?:)?//"""
+                        r"""|<link[^>]*\bhref=["']?(?:https?:)?//|url\(["']?(?:https?:)?//""")
     offenders = []
     for path in site.rglob("*"):
         if path.suffix in {".html", ".css", ".js"}:
@@ -63,6 +65,28 @@ def test_page_weight(built_site):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "page_weight.txt").write_text(f"{biggest / 1e6:.2f} MB  {name}\n")
     assert biggest < 5e6, f"{name} weighs {biggest / 1e6:.1f} MB"
+
+
+# The notebook view is served at another URL than the side-by-side page its links were written for: each relative
+# link is re-aimed at the same file from the view's URL (computed from the files' URLs, never a fixed "../../../").
+def test_notebook_view_links_are_re_aimed_from_its_url(tmp_path):
+    from mkdocs.structure.files import File, Files
+
+    page = pages.Page("ch", "p", tmp_path / "p.py", "P", "d")
+    files = Files([File(uri, str(tmp_path), str(tmp_path / "site"), True)
+                   for uri in ("ch/p.md", "tests/test_x.md", "ch/p/fig.png", "labml_style_src/ch/p.ipynb")])
+    html = ('<a href="../tests/test_x.md#test_a">t</a><img src="p/fig.png"/>'
+            '<a href="https://example.org/">e</a><a href="#local">l</a><img src="data:image/png;base64,AA"/>')
+    out = mkdocs_glue.notebook_view_html(html, page, "labml_style_src/ch/p/", files)
+    assert '<a href="../../../tests/test_x/#test_a">' in out and '<img src="../../../ch/p/fig.png"/>' in out
+    assert 'href="https://example.org/"' in out and 'href="#local"' in out and 'src="data:image/png;base64,AA"' in out
+    assert '<a class="lb-view" href="../../../ch/p/">Side-by-side view</a>' in out
+    assert 'href="../p.ipynb" download="p.ipynb"' in out
+    # The side-by-side page links to its other views with Markdown links between source files (MkDocs checks them).
+    page.path.write_text("# %% [markdown]\n# # P\n#\n# d\n\n# %%\nx = 1\n")
+    bar = mkdocs_glue.page_markdown(page)
+    assert "[Notebook view](../labml_style_src/ch/p.py)" in bar
+    assert "[Download .ipynb](../labml_style_src/ch/p.ipynb)" in bar
 
 
 # --- the real browser --------------------------------------------------------------------------------------------
@@ -129,7 +153,8 @@ RAW_MATH = """() => {
     while (walker.nextNode()) {
         const node = walker.currentNode;
         if (node.parentElement.closest('.katex, code, pre, script, .clipboard-copy-txt')) continue;
-        if (/\\$\\$|\\\\\\(|\\\\\\[|(^|[^\\w])\\$[^$\\s][^$]*\\$/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 80));
+        if (/\\$\\$|\\\\\\(|\\\\\\[|(^|[^\\w])\\$[^$\\s][^$]*\\$/.test(node.textContent))
+            raw.push(node.textContent.trim().slice(0, 80));
     }
     return raw;
 }"""
@@ -168,7 +193,8 @@ def test_side_by_side_page_in_a_browser(browser, server):
     nbformat.validate(nbformat.reads(response.text(), as_version=4))
     # Search, dark mode toggle, previous/next footer.
     assert page.locator("[data-md-component=search]").count() == 1
-    assert page.locator("[data-md-color-scheme]").count() >= 1 and page.locator("label.md-header__button[for^=__palette]").count() >= 1
+    assert page.locator("[data-md-color-scheme]").count() >= 1
+    assert page.locator("label.md-header__button[for^=__palette]").count() >= 1
     assert page.locator(".md-footer__link").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "side_by_side_1440.png"), full_page=False)
     desktop.close(server)

@@ -10,16 +10,34 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.nn import functional as nnf
 from torchvision.datasets import CIFAR10
 
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import (
-    CIFAR10_CLASSES, CIFAR10Files, check_row_to_image, class_counts, digits_as_cifar, load_cifar10,
-    show_examples, write_cifar_format,
+    CIFAR10_CLASSES,
+    CIFAR10Files,
+    check_row_to_image,
+    class_counts,
+    digits_as_cifar,
+    load_cifar10,
+    show_examples,
+    write_cifar_format,
 )
 from labml_style_src.training.recipe import (
-    PAPER, PAPER_RESNET110, CheckpointError, Recipe, cifar_batches, check_lr, fit, lr_at, paper_transform,
-    per_pixel_mean, plot_metrics, read_metrics, train_val_split,
+    PAPER,
+    PAPER_RESNET110,
+    CheckpointError,
+    Recipe,
+    check_lr,
+    cifar_batches,
+    fit,
+    lr_at,
+    paper_transform,
+    per_pixel_mean,
+    plot_metrics,
+    read_metrics,
+    train_val_split,
 )
 
 
@@ -159,7 +177,7 @@ def test_transforms_shapes_and_augmentation(tmp_path):
     x = torch.from_numpy(images[0]).permute(2, 0, 1).float() / 255 - mean
     test_x = paper_transform(mean, train=False)(ds[0][0])
     assert test_x.shape == (3, 32, 32) and test_x.dtype == torch.float32 and torch.allclose(test_x, x, atol=1e-6)
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    padded = nnf.pad(x, (4, 4, 4, 4))
     crops = [padded[:, i:i + 32, j:j + 32] for i in range(9) for j in range(9)]
     crops += [c.flip(2) for c in crops]
     torch.manual_seed(0)
@@ -290,7 +308,11 @@ def test_short_training_run_learns(digits_root, tmp_path):
 # The fast path
 
 from labml_style_src.training.fast_gpu import (  # noqa: E402
-    DeviceBatches, check_crop_one, crop_flip, fast_options, random_crop_flip,
+    DeviceBatches,
+    check_crop_one,
+    crop_flip,
+    fast_options,
+    random_crop_flip,
 )
 
 
@@ -301,7 +323,7 @@ def test_batched_crop_flip_matches_per_image_slicing():
     offsets = torch.tensor([(i, j) for i in range(9) for j in range(9)] * 2)
     flip = torch.arange(162) >= 81
     out = crop_flip(x, offsets[:, 0], offsets[:, 1], flip)
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    padded = nnf.pad(x, (4, 4, 4, 4))
     for b in range(162):
         dy, dx = offsets[b].tolist()
         crop = padded[b, :, dy:dy + 32, dx:dx + 32]
@@ -336,8 +358,8 @@ def test_device_batches_cover_epoch_and_repeat():
 def test_fit_with_channels_last_and_bf16_on_cpu(tmp_path):
     torch.manual_seed(0)
     model = cifar_resnet(8)
-    history = fit(model, make_device_batches(classes=10), replace(TINY, max_iters=4, batch_size=32), tmp_path, device="cpu",
-                  progress=False, autocast_dtype=torch.bfloat16, channels_last=True)
+    history = fit(model, make_device_batches(classes=10), replace(TINY, max_iters=4, batch_size=32), tmp_path,
+                  device="cpu", progress=False, autocast_dtype=torch.bfloat16, channels_last=True)
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert fast_options("cuda") == dict(autocast_dtype=torch.bfloat16, channels_last=True)

@@ -21,11 +21,16 @@
 
 # %%
 import torch
-import torch.nn.functional as Fn  # not `F`: on this site `F` is the residual branch
 from torch import nn
+from torch.nn import functional as nnf  # not `F`: `F` is the residual branch
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection
+from labml_style_src.resnet_v1.residual_block import (
+    BasicBlock,
+    conv1x1,
+    identity_or_projection,
+    n_params,
+)
 
 # %% [markdown]
 # ## Option A: identity, subsampled and zero-padded
@@ -43,13 +48,14 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         if c_out < c_in:
-            raise ValueError(f"option A can only add channels, got c_in={c_in} > c_out={c_out}")
+            raise ValueError(f"option A can only add channels, "
+                             f"got c_in={c_in} > c_out={c_out}")
         self.extra, self.stride = c_out - c_in, stride
 
     def forward(self, x):  # [B, C_in, H, W] -> [B, C_out, ceil(H / s), ceil(W / s)]
         x = x[:, :, ::self.stride, ::self.stride]
         # Pad the channel dimension at its end: `(W_left, W_right, H_top, H_bottom, C_front, C_back)`.
-        return Fn.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return nnf.pad(x, (0, 0, 0, 0, 0, self.extra))
 
     def extra_repr(self):
         return f"extra_channels={self.extra}, stride={self.stride}"
@@ -94,7 +100,8 @@ def get_shortcut(option):
     if callable(option):
         return option
     if option not in SHORTCUTS:
-        raise ValueError(f"unknown shortcut option {option!r}; choose one of {sorted(SHORTCUTS)} or pass a function")
+        raise ValueError(f"unknown shortcut option {option!r}; "
+                         f"choose one of {sorted(SHORTCUTS)} or pass a function")
     return SHORTCUTS[option]
 
 
@@ -107,16 +114,16 @@ def get_shortcut(option):
 # every block.
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 if __name__ == "__main__":
     print("option  16→32 /2   32→32")
     for name, make in SHORTCUTS.items():
-        print(f"  {name}     {n_params(make(16, 32, 2)):6d}   {n_params(make(32, 32, 1)):6d}")
-    assert [n_params(make(16, 32, 2)) for make in SHORTCUTS.values()] == [0, 16 * 32 + 2 * 32, 16 * 32 + 2 * 32]
-    assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [0, 0, 32 * 32 + 2 * 32]
+        down, keep = n_params(make(16, 32, 2)), n_params(make(32, 32, 1))
+        print(f"  {name}     {down:6d}   {keep:6d}")
+    projection = 16 * 32 + 2 * 32  # 1×1 weights + BN's γ, β
+    assert [n_params(make(16, 32, 2)) for make in SHORTCUTS.values()] == [
+        0, projection, projection]
+    assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [
+        0, 0, 32 * 32 + 2 * 32]
 
 # %% [markdown]
 # ## Outputs
@@ -136,10 +143,12 @@ if __name__ == "__main__":
         for name, make in SHORTCUTS.items():
             outs[name] = make(16, 32, 2).to(DEVICE).eval()(x)  # [B, 32, 16, 16]
             zero = (outs[name] == 0).all(dim=(0, 2, 3)).sum().item()
-            print(f"option {name}: shape {tuple(outs[name].shape)}, all-zero channels: {zero} of 32")
+            print(f"option {name}: shape {tuple(outs[name].shape)}, "
+                  f"all-zero channels: {zero} of 32")
     a = outs["A"]
     assert torch.equal(a[:, :16], x[:, :, ::2, ::2]) and (a[:, 16:] == 0).all()
-    assert (outs["B"] != 0).any(dim=(0, 2, 3)).all()  # every channel of B carries signal
+    # Every channel of B carries signal.
+    assert (outs["B"] != 0).any(dim=(0, 2, 3)).all()
 
 # %% [markdown]
 # All three give the same shape as $F$ on an odd map, here 7×7 → 4×4, as in a block whose input
@@ -148,10 +157,12 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     x_odd = torch.randn(1, 16, 7, 7, device=DEVICE)
-    f = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False).to(DEVICE)  # like the first conv of F
-    for name, make in SHORTCUTS.items():
+    # Like the first conv of F:
+    f = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False).to(DEVICE)
+    for make in SHORTCUTS.values():
         with torch.no_grad():
-            assert make(16, 32, 2).to(DEVICE)(x_odd).shape == f(x_odd).shape == (1, 32, 4, 4)
+            shortcut = make(16, 32, 2).to(DEVICE)
+            assert shortcut(x_odd).shape == f(x_odd).shape == (1, 32, 4, 4)
     print("7×7 input: F and options A, B, C all give [1, 32, 4, 4]")
 
 # %% [markdown]
@@ -177,7 +188,8 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    table_3 = {"A": 25.03, "B": 24.52, "C": 24.19}  # ResNet-34 top-1 err. (%), He et al. 2015, Table 3
+    # ResNet-34 top-1 err. (%), He et al. 2015, Table 3.
+    table_3 = {"A": 25.03, "B": 24.52, "C": 24.19}
     plain_34 = 28.54  # Table 2
     assert plain_34 > table_3["A"] > table_3["B"] > table_3["C"]
 
@@ -198,12 +210,16 @@ if __name__ == "__main__":
 # %%
 def check_extra_params_C(formula) -> None:
     # Compares `formula(n, c_in, c_out)` with real stages built with option A and option C.
+    def stage(n, c_in, c_out, option):  # n blocks, the first one downsampling
+        first = BasicBlock(c_in, c_out, 2, option)
+        return nn.Sequential(first, *(BasicBlock(c_out, c_out, 1, option)
+                                       for _ in range(n - 1)))
+
     for n, c_in, c_out in ((1, 4, 8), (3, 16, 32), (5, 32, 64)):
-        def stage(option):
-            return nn.Sequential(*(BasicBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1, option)
-                                   for i in range(n)))
-        truth = n_params(stage(shortcut_C)) - n_params(stage(shortcut_A))
+        truth = (n_params(stage(n, c_in, c_out, shortcut_C))
+                 - n_params(stage(n, c_in, c_out, shortcut_A)))
         got = formula(n, c_in, c_out)
         if got != truth:
-            raise AssertionError(f"for n={n}, {c_in}→{c_out} your formula gives {got}, option C adds {truth}")
+            raise AssertionError(f"for n={n}, {c_in}→{c_out} your formula gives {got}, "
+                                 f"option C adds {truth}")
     print("correct: your formula matches the extra parameters of option C")

@@ -18,9 +18,8 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import residual_add
+from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
-
 
 # %% [markdown]
 # ## Keras' BatchNormalization
@@ -53,9 +52,10 @@ def keras_bn(c: int) -> nn.BatchNorm2d:
 class Block2(nn.Module):
     expansion = 4
 
-    def __init__(self, c_in: int, filters: int, stride: int = 1, conv_shortcut: bool = False):
+    # `width`: channels of the 3×3, as in every block on this site (Keras calls it `filters`).
+    def __init__(self, c_in: int, width: int, stride: int = 1, conv_shortcut: bool = False):
         super().__init__()
-        c_out = 4 * filters
+        c_out = 4 * width
         self.preact = nn.Sequential(OrderedDict(preact_bn=keras_bn(c_in), preact_relu=nn.ReLU()))
         if conv_shortcut:
             self.shortcut = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)  # `_0_conv`, bias
@@ -63,15 +63,15 @@ class Block2(nn.Module):
             self.shortcut = nn.MaxPool2d(kernel_size=1, stride=stride) if stride > 1 else nn.Identity()
         self.shortcut_reads_preact = conv_shortcut
         self.F = nn.Sequential(OrderedDict([
-            ("1_conv", nn.Conv2d(c_in, filters, kernel_size=1, bias=False)),
-            ("1_bn", keras_bn(filters)), ("1_relu", nn.ReLU()),
+            ("1_conv", nn.Conv2d(c_in, width, kernel_size=1, bias=False)),
+            ("1_bn", keras_bn(width)), ("1_relu", nn.ReLU()),
             ("2_pad", nn.ZeroPad2d(1)),
-            ("2_conv", nn.Conv2d(filters, filters, kernel_size=3, stride=stride, bias=False)),
-            ("2_bn", keras_bn(filters)), ("2_relu", nn.ReLU()),
-            ("3_conv", nn.Conv2d(filters, c_out, kernel_size=1)),
+            ("2_conv", nn.Conv2d(width, width, kernel_size=3, stride=stride, bias=False)),
+            ("2_bn", keras_bn(width)), ("2_relu", nn.ReLU()),
+            ("3_conv", nn.Conv2d(width, c_out, kernel_size=1)),
         ]))
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * filters, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
         a = self.preact(x)
         # `_out` = Add([shortcut, x]): $F(\mathrm{preact}(x)) + h$, nothing after the addition.
         return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
@@ -85,11 +85,11 @@ class Block2(nn.Module):
 # start of `conv3` as in ResNet v1. `conv5` is built with `stride1=1` and never halves.
 
 # %%
-def stack2(c_in: int, filters: int, blocks: int, stride1: int = 2) -> nn.Sequential:
+def stack2(c_in: int, width: int, blocks: int, stride1: int = 2) -> nn.Sequential:
     # `blocks` >= 2: block1 projects, block2 … block(n-1) are identities, block(n) has the stride.
-    layout = [Block2(c_in, filters, conv_shortcut=True)]
-    layout += [Block2(4 * filters, filters) for _ in range(2, blocks)]
-    layout += [Block2(4 * filters, filters, stride=stride1)]
+    layout = [Block2(c_in, width, conv_shortcut=True)]
+    layout += [Block2(4 * width, width) for _ in range(2, blocks)]
+    layout += [Block2(4 * width, width, stride=stride1)]
     return nn.Sequential(OrderedDict((f"block{i + 1}", block) for i, block in enumerate(layout)))
 
 
@@ -141,7 +141,7 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
     if depth not in KERAS_DEPTHS:
         raise ValueError(f"Keras has ResNet50V2, ResNet101V2 and ResNet152V2: depth must be one of "
                          f"{list(KERAS_DEPTHS)}, got {depth}")
-    return ResNetV2(TABLE_1[depth].layers, num_classes)
+    return ResNetV2(TABLE_1[depth].blocks_per_stage, num_classes)
 
 
 # %% [markdown]
@@ -153,7 +153,7 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
 
 # %%
 def keras_counts(model: nn.Module) -> dict:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = n_params(model)  # every parameter trains; BN's statistics are buffers
     moving = sum(m.running_mean.numel() + m.running_var.numel()
                  for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     return {"trainable": trainable, "non-trainable": moving, "total": trainable + moving}
@@ -236,8 +236,8 @@ def breakdown(model: nn.Module) -> dict:
     return {
         "conv weights": sum(m.weight.numel() for m in convs),
         "conv biases": sum(m.bias.numel() for m in convs if m.bias is not None),
-        "BN γ, β": sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()),
-        "fc": sum(p.numel() for p in model.fc.parameters()),
+        "BN γ, β": n_params(model, nn.BatchNorm2d),
+        "fc": n_params(model.fc),
     }
 
 

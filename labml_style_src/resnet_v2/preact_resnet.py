@@ -21,9 +21,13 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.bottleneck import Bottleneck
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
+from labml_style_src.resnet_v1.residual_block import (
+    conv1x1,
+    conv3x3,
+    n_params,
+    residual_add,
+)
 from labml_style_src.resnet_v1.resnet import ResNet
-
 
 # %% [markdown]
 # ## The pre-activation bottleneck
@@ -53,24 +57,24 @@ def preact_shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 
 class PreActBottleneck(nn.Module):
-    # Channels leaving the unit = `planes * 4`, as in the v1 bottleneck.
+    # Channels leaving the unit = `width * 4`, as in the v1 bottleneck.
     expansion = 4
 
-    def __init__(self, c_in: int, planes: int, stride: int = 1, shortcut=preact_shortcut):
+    def __init__(self, c_in: int, width: int, stride: int = 1, shortcut=preact_shortcut):
         super().__init__()
-        c_out = planes * self.expansion
+        c_out = width * self.expansion
         # The first BN → ReLU of $F$, shared with a projecting shortcut.
         self.preact = bn_relu(c_in)
         # The rest of $F$: conv1×1 (stride) → BN-ReLU → conv3×3 → BN-ReLU → conv1×1; no BN at the end.
         self.F = nn.Sequential(
-            conv1x1(c_in, planes, stride), bn_relu(planes),
-            conv3x3(planes, planes), bn_relu(planes),
-            conv1x1(planes, c_out),
+            conv1x1(c_in, width, stride), bn_relu(width),
+            conv3x3(width, width), bn_relu(width),
+            conv1x1(width, c_out),
         )
         self.shortcut = shortcut(c_in, c_out, stride)
         self.shortcut_reads_preact = not isinstance(self.shortcut, nn.Identity)
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * planes, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
         a = self.preact(x)
         # $x_{l+1} = F(x_l) + h(x_l)$ with nothing after the addition.
         return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
@@ -87,8 +91,9 @@ class PreActBottleneck(nn.Module):
 # 1. the stem is the convolution alone (no BN, no ReLU). The first unit projects 16 → 64 channels,
 #    so its shortcut reads the pre-activation too: that *is* "the first activation right after
 #    conv$_1$ and before splitting into two paths";
-# 2. after the last stage, an extra BN → ReLU (`post_activation`) before pooling, because the last
-#    unit ends with an addition.
+# 2. after the last stage, an extra BN → ReLU before pooling, because the last unit ends with an
+#    addition. The constructor takes it as its `post` argument and keeps it as `net.post`, so the
+#    stages stay stages.
 
 # %%
 def conv_stem(c_in: int, c_out: int) -> nn.Sequential:
@@ -102,11 +107,9 @@ def preact_cifar_resnet(depth: int, num_classes: int = 10) -> ResNet:
         raise ValueError(f"pre-activation CIFAR ResNets with bottleneck units have depth 9n+2 (n >= 1), "
                          f"e.g. 164 (n=18) or 1001 (n=111); got {depth}")
     n = (depth - 2) // 9
-    net = ResNet(PreActBottleneck, (n, n, n), widths=(16, 32, 64), stem=conv_stem,
-                 shortcut=preact_shortcut, num_classes=num_classes)
-    # The extra activation after the last addition: BN → ReLU on [B, 256, 8, 8].
-    net.stages.add_module("post_activation", bn_relu(64 * PreActBottleneck.expansion))
-    return net
+    # `post=bn_relu`: the extra activation after the last addition, BN → ReLU on [B, 256, 8, 8].
+    return ResNet(PreActBottleneck, (n, n, n), widths=(16, 32, 64), stem=conv_stem,
+                  shortcut=preact_shortcut, num_classes=num_classes, post=bn_relu)
 
 
 # %% [markdown]
@@ -124,13 +127,14 @@ if __name__ == "__main__":
     print("stem            ", tuple(h.shape))
     for name, stage in net.stages.named_children():
         h = stage(h)
-        projects = getattr(stage[0], "shortcut_reads_preact", "-")  # "-": post_activation has no units
-        print(f"{name:<16}", tuple(h.shape), "first unit projects:", projects)
+        print(f"{name:<16}", tuple(h.shape), "first unit projects:", stage[0].shortcut_reads_preact)
+    h = net.post(h)
+    print("post (BN → ReLU)", tuple(h.shape))
     logits = net(x)
     print("logits          ", tuple(logits.shape))
-    assert [tuple(s[-1].F[-1].weight.shape[:1]) for s in list(net.stages)[:3]] == [(64,), (128,), (256,)]
-    assert h.shape == (2, 256, 8, 8) and (h >= 0).all()  # after post_activation's ReLU
-    assert all(s[0].shortcut_reads_preact for s in list(net.stages)[:3])
+    assert [s[-1].F[-1].out_channels for s in net.stages] == [64, 128, 256]
+    assert h.shape == (2, 256, 8, 8) and (h >= 0).all()  # after the post ReLU
+    assert all(s[0].shortcut_reads_preact for s in net.stages)
     assert list(net.stem) == [net.stem.conv]  # conv$_1$ only: no BN or ReLU in the stem
 
 # %% [markdown]
@@ -141,15 +145,10 @@ if __name__ == "__main__":
 # constructor (option B projections with BN).
 
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def param_breakdown(net: nn.Module) -> dict:
-    # Convolution weights, BN scale/shift, and the classifier.
-    conv = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d))
-    bn = sum(n_params(m) for m in net.modules() if isinstance(m, nn.BatchNorm2d))
-    return {"total": n_params(net), "conv": conv, "BN": bn, "fc": n_params(net.fc)}
+    # Convolution weights (no conv here has a bias), BN scale/shift, and the classifier.
+    return {"total": n_params(net), "conv": n_params(net, nn.Conv2d),
+            "BN": n_params(net, nn.BatchNorm2d), "fc": n_params(net.fc)}
 
 
 if __name__ == "__main__":
@@ -196,7 +195,7 @@ if __name__ == "__main__":
 # 3. Change `forward` so that a projecting shortcut reads the raw `x` instead of `a`. The network
 #    still runs; what does the first unit's shortcut now receive, and which sentence of the appendix
 #    quote is no longer true?
-# 4. Remove `post_activation` and look at the output of the last stage: what is its sign, and what
+# 4. Build the network without `post` and look at the output of the last stage: what is its sign, and what
 #    would global average pooling and the classifier see?
 
 # %%

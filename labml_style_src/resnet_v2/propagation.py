@@ -23,7 +23,6 @@ from torch import nn
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import conv3x3, residual_add
 
-
 # %% [markdown]
 # ## A unit with $f$ = identity
 #

@@ -15,8 +15,12 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
-
+from labml_style_src.resnet_v1.residual_block import (
+    conv1x1,
+    conv3x3,
+    n_params,
+    residual_add,
+)
 
 # %% [markdown]
 # ## One interface: `merge(x, fx)`
@@ -186,7 +190,7 @@ def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 
 if __name__ == "__main__":
     print(f"{'case':<21} {'shortcut':>11} {'F':>5} {'error %':>8}  {'remark':<20} {'shortcut gain, 54 units':>24}")
     gains = {}
-    for case, fig, on_s, on_F, err, remark, variant, kwargs in TABLE_1:
+    for case, _fig, on_s, on_F, err, remark, variant, kwargs in TABLE_1:
         gains[case, remark] = gain = shortcut_path_gain(variant, **kwargs)
         print(f"{case:<21} {on_s:>11} {on_F:>5} {err:>8}  {remark:<20} {gain:>24.3e}")
     assert gains["original", ""] == 1.0  # the identity passes the gradient untouched
@@ -225,8 +229,8 @@ if __name__ == "__main__":
         unit = ShortcutVariantUnit(16, name).to(DEVICE)
         y = unit(x)
         y.sum().backward()
-        n_params = sum(p.numel() for p in unit.merge.parameters())
-        print(f"{name:<21} out {tuple(y.shape)}  parameters on the shortcut: {n_params}")
+        print(f"{name:<21} out {tuple(y.shape)}  "
+              f"parameters on the shortcut: {n_params(unit.merge)}")
         assert y.shape == x.shape
 
 # %% [markdown]

@@ -25,7 +25,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 from torchvision.datasets import CIFAR10
 
 # %%
@@ -56,7 +56,8 @@ def write_cifar_format(root, train_images, train_labels, test_images, test_label
         if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
             raise ValueError(f"CIFAR images are uint8 [N, 32, 32, 3], got shape {images.shape}")
     # HWC -> CHW -> one 3072-long row per image: all red, then all green, then all blue.
-    rows = lambda images: images.transpose(0, 3, 1, 2).reshape(len(images), 3 * 32 * 32)
+    def rows(images):
+        return images.transpose(0, 3, 1, 2).reshape(len(images), 3 * 32 * 32)
     # Five training files, as close to equal in size as the count allows.
     parts = np.array_split(np.arange(len(train_images)), len(TRAIN_FILES))
     for name, idx in zip(TRAIN_FILES, parts):
@@ -132,7 +133,7 @@ def digits_as_cifar(root, n_test: int = 300, seed: int = 0) -> Path:
 
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32)[:, None] * (255 / 16)  # [1797, 1, 8, 8]
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    x = nnf.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
     x = x.round().clamp(0, 255).to(torch.uint8).repeat(1, 3, 1, 1).permute(0, 2, 3, 1)  # [N, 32, 32, 3]
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     test, train = order[:n_test], order[n_test:]

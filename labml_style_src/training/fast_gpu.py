@@ -19,12 +19,20 @@ import time
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 from torch.utils.data import Dataset
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
-from labml_style_src.training.recipe import PAPER, LoaderBatches, fit, paper_transform, to_device, train_step
+from labml_style_src.resnet_v1.residual_block import n_params
+from labml_style_src.training.recipe import (
+    PAPER,
+    LoaderBatches,
+    fit,
+    paper_transform,
+    to_device,
+    train_step,
+)
 
 # %% [markdown]
 # ## Crop and flip a whole batch with one gather
@@ -39,7 +47,7 @@ from labml_style_src.training.recipe import PAPER, LoaderBatches, fit, paper_tra
 def crop_flip(x, dy, dx, flip, pad: int = 4):
     # x: `[B, C, H, W]`; dy, dx: ints in $[0, 2 \cdot pad]$, `[B]`; flip: bool `[B]`.
     B, C, H, W = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))  # [B, C, H + 2p, W + 2p]
+    padded = nnf.pad(x, (pad, pad, pad, pad))  # [B, C, H + 2p, W + 2p]
     ar_h, ar_w = torch.arange(H, device=x.device), torch.arange(W, device=x.device)
     rows = dy[:, None] + ar_h  # [B, H]
     cols = dx[:, None] + torch.where(flip[:, None], W - 1 - ar_w, ar_w)  # [B, W], reversed if flipped
@@ -67,7 +75,7 @@ if __name__ == "__main__":
     dy, dx = torch.randint(0, 9, (6,), generator=g), torch.randint(0, 9, (6,), generator=g)
     flip = torch.tensor([True, False, True, False, False, True])
     fast = crop_flip(x, dy.to(DEVICE), dx.to(DEVICE), flip.to(DEVICE))
-    padded = F.pad(x, (4, 4, 4, 4))
+    padded = nnf.pad(x, (4, 4, 4, 4))
     for i in range(6):
         crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
         assert torch.equal(fast[i], crop.flip(2) if flip[i] else crop)
@@ -151,7 +159,7 @@ if __name__ == "__main__":
     # bf16 has float32's range (largest value ~3.4e38); float16 overflows above 65504.
     assert torch.finfo(torch.bfloat16).max > 1e38 > 65504 == torch.finfo(torch.float16).max
     # The model this path is for: ResNet-20, 0.27 M parameters (Table 6).
-    assert round(sum(p.numel() for p in cifar_resnet(20).parameters()) / 1e6, 2) == TABLE_6[20][0]
+    assert round(n_params(cifar_resnet(20)) / 1e6, 2) == TABLE_6[20][0]
 
 # %% [markdown]
 # ## How much faster?
@@ -240,7 +248,7 @@ def check_crop_one(crop_one) -> None:
     dy, dx = torch.randint(0, 9, (8,), generator=g), torch.randint(0, 9, (8,), generator=g)
     flip = torch.rand(8, generator=g) < 0.5
     want = crop_flip(x, dy, dx, flip)
-    padded = F.pad(x, (4, 4, 4, 4))
+    padded = nnf.pad(x, (4, 4, 4, 4))
     for i in range(8):
         got = crop_one(padded[i], int(dy[i]), int(dx[i]), bool(flip[i]))
         if tuple(got.shape) != (3, 32, 32) or not torch.equal(got, want[i]):

@@ -30,13 +30,14 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as nnf
 from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
@@ -44,7 +45,6 @@ from tqdm.auto import tqdm
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import digits_as_cifar, load_cifar10
-
 
 # %% [markdown]
 # ## The recipe as data
@@ -191,7 +191,7 @@ def cifar_batches(root, recipe: Recipe, *, seed=0, download=False, verify_md5=Tr
 def train_step(model, optimizer, x, y, autocast_dtype=None):
     with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         logits = model(x)  # [B, classes]
-        loss = F.cross_entropy(logits, y)
+        loss = nnf.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -206,7 +206,7 @@ def evaluate(model, batches, device, autocast_dtype=None, channels_last=False):
         x, y = to_device(x, device, channels_last), y.to(device)
         with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(x)
-        loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        loss += nnf.cross_entropy(logits.float(), y, reduction="sum").item()
         wrong += (logits.argmax(1) != y).sum().item()
         n += len(y)
     return loss / n, 100 * wrong / n
@@ -374,7 +374,7 @@ def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE
                      history=history, model=core.state_dict(), optimizer=optimizer.state_dict(),
                      scheduler=scheduler.state_dict(), rng_cpu=torch.get_rng_state(),
                      rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        atomic_write(path, partial(torch.save, state))  # torch.save(state, tmp)
     bar.close()
     return history
 
