@@ -26,7 +26,7 @@ from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import cifar_resnet
-from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 
 # %% [markdown]
 # ## A plain block is a basic block without its shortcut
@@ -57,7 +57,7 @@ BUILDERS = {"plain": plain_cifar, "ResNet": cifar_resnet}
 # %%
 if __name__ == "__main__":
     for kind, build in BUILDERS.items():
-        print(f"{kind}-56:", sum(p.numel() for p in build(56).parameters()), "parameters")
+        print(f"{kind}-56:", n_params(build(56)), "parameters")
 
 # %% [markdown]
 # ## Real data that ships offline: 8×8 digits
@@ -89,7 +89,7 @@ def random_shift(x, generator, pad: int = 1):
     n, _, h, w = x.shape
     padded = nnf.pad(x, (pad,) * 4, value=x.min().item())
     dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()
-    offsets = enumerate(zip(dy, dx, strict=True))
+    offsets = enumerate(zip(dy, dx))
     crops = [padded[i, :, a:a + h, b:b + w] for i, (a, b) in offsets]
     return torch.stack(crops)
 
@@ -145,8 +145,7 @@ def train_epoch(model, optimizer, x, y, settings, generator):
 def error_rate(model, x, y, batch_size: int = 500) -> float:
     model.eval()  # BN uses its stored statistics
     wrong = sum((model(xb).argmax(1) != yb).sum().item()
-                for xb, yb in zip(x.split(batch_size), y.split(batch_size),
-                                  strict=True))
+                for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
     return 100 * wrong / len(x)
 
 
@@ -213,7 +212,7 @@ def train_one(kind, depth, seed, data, settings, device=DEVICE):
     # The last epoch's numbers, plus one full pass over the unshifted training set.
     full_pass = error_rate(precise, x_train, y_train)
     final = dict(rows[-1], train_err_full=round(full_pass, 2),
-                 params=sum(p.numel() for p in model.parameters()))
+                 params=n_params(model))
     return rows, final
 
 

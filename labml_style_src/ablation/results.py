@@ -17,6 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from labml_style_src.ablation.degradation import BUILDERS
+from labml_style_src.paper_tables import RESNET_FIG6_DEPTHS, RESNET_TABLE2_TOP1
 
 # %% [markdown]
 # ## How the results were made
@@ -77,7 +78,7 @@ def final_table(summary) -> str:
 def plot_curves(rows, columns: dict, title: str, depths=(20, 56), ylim=(0, 20)):
     # A panel per kind, a colour per depth; line: mean over seeds, band: their range.
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, kind in zip(axes, BUILDERS, strict=True):
+    for ax, kind in zip(axes, BUILDERS):
         for i, depth in enumerate(depths):
             for column, style in columns.items():
                 per_epoch = {}
@@ -85,7 +86,7 @@ def plot_curves(rows, columns: dict, title: str, depths=(20, 56), ylim=(0, 20)):
                     if r["model"] == f"{kind}-{depth}":
                         per_epoch.setdefault(r["epoch"], []).append(r[column])
                 epochs = list(per_epoch)
-                mean, lo, hi = zip(*map(spread, per_epoch.values()), strict=True)
+                mean, lo, hi = zip(*map(spread, per_epoch.values()))
                 label = f"{kind}-{depth} {column}"
                 ax.plot(epochs, mean, style, color=f"C{i}", label=label)
                 ax.fill_between(epochs, lo, hi, color=f"C{i}", alpha=0.2, linewidth=0)
@@ -133,23 +134,20 @@ if __name__ == "__main__" and folder is not None:
 # %% [markdown]
 # ## Beside the paper
 #
-# The paper's numbers, as data: Table 2 (top-1 error, %, 10-crop testing, ImageNet validation) and
-# the depths Fig. 6 plots. Deeper minus shallower, for each kind (positive: the deeper net is
-# worse), in the paper and here:
+# The paper's numbers come from `labml_style_src/paper_tables.py`, where every table this site
+# quotes is typed once: Table 2 (top-1 error, %, 10-crop testing, ImageNet validation) and the
+# depths Fig. 6 plots. Deeper minus shallower, for each kind (positive: the deeper net is worse),
+# in the paper and here:
 
 # %%
-TABLE_2 = {("plain", 18): 27.94, ("plain", 34): 28.54,
-           ("ResNet", 18): 27.88, ("ResNet", 34): 25.03}
-FIG_6_DEPTHS = {"plain": (20, 32, 44, 56), "ResNet": (20, 32, 44, 56, 110)}
-
-
 def mean_final(summary, model: str, key: str) -> float:
     return spread([f[key] for f in by_model(summary["final"])[model]])[0]
 
 
 if __name__ == "__main__":
+    print("Fig. 6 plots:", RESNET_FIG6_DEPTHS)
     for kind in BUILDERS:
-        paper = TABLE_2[kind, 34] - TABLE_2[kind, 18]
+        paper = RESNET_TABLE2_TOP1[kind][34] - RESNET_TABLE2_TOP1[kind][18]
         print(f"{kind}: Table 2, 34 − 18 layers: validation error {paper:+.2f} points")
         if folder is not None:
             deeper = {key: mean_final(summary, f"{kind}-56", key)
