@@ -1,6 +1,6 @@
 """The degradation experiment: plain vs residual nets, two depths, three seeds, on 8×8 digits.
 
-    make ablation        # both commands below, niced
+    make ablation        # the two commands below, niced
 
     python scripts/run_ablation.py
     python scripts/run_ablation.py --name degradation_long --kinds plain --depths 56 --seeds 0 --epochs 90

@@ -245,7 +245,62 @@ def test_committed_results_are_complete():
         for seed in (0, 1, 2):
             epochs = [r["epoch"] for r in rows if r["model"] == model and r["seed"] == seed]
             assert epochs == list(range(1, 31)), (model, seed)
-    _, long, long_finals = committed("degradation_long")
-    assert long["complete"] and list(long_finals) == ["plain-56"] and list(long_finals["plain-56"]) == [0]
-    assert long["settings"] == {**asdict(Settings(epochs=90)), "drops": [0.5, 0.75]}
+    for name, model in (("degradation_long", "plain-56"),):
+        _, long, long_finals = committed(name)
+        assert long["complete"] and list(long_finals) == [model] and list(long_finals[model]) == [0]
+        assert long["settings"] == {**asdict(Settings(epochs=90)), "drops": [0.5, 0.75]}
     assert sum(p.stat().st_size for p in RESULTS.iterdir()) < 100_000  # small enough to commit
+
+
+def full_pass(finals, model):
+    return [finals[model][seed]["train_err_full"] for seed in (0, 1, 2)]
+
+
+# What the results page says of the committed run, with the thresholds it states.
+def test_committed_results_match_the_page():
+    rows, summary, finals = committed()
+    # "every seed of plain-20 and ResNet-20 has a training error below 0.5 %, and a test error between 0.6 and
+    # 2.1 %"
+    for model in ("plain-20", "ResNet-20"):
+        assert all(e < 0.5 for e in full_pass(finals, model)), model
+        assert all(0.6 <= finals[model][s]["test_err"] <= 2.1 for s in (0, 1, 2)), model
+    # "Its training error ends between 60 and 69 % (full pass) in all three seeds, and its test error is just
+    # as high" (within the same range)
+    assert all(60 <= e <= 69 for e in full_pass(finals, "plain-56"))
+    assert all(60 <= finals["plain-56"][s]["test_err"] <= 70 for s in (0, 1, 2))
+    # "from 88–91 % in its first epoch"
+    assert all(88 <= r["train_err"] <= 91 for r in rows if r["model"] == "plain-56" and r["epoch"] == 1)
+    # "over its last 15 epochs (lr 0.01, then 0.001) its training error moves by less than 6 points in each seed"
+    for seed in (0, 1, 2):
+        late = [r["train_err"] for r in rows if r["model"] == "plain-56" and r["seed"] == seed and r["epoch"] > 15]
+        assert max(late) - min(late) < 6, seed
+    # ResNet-56: "its training error ends between 3 and 21 % (full pass)"
+    assert all(3 <= e <= 21 for e in full_pass(finals, "ResNet-56"))
+    # "above 75 % in each of its first five epochs, in every seed" and "lower at epoch 15 than at epoch 12"
+    for seed in (0, 1, 2):
+        curve = {r["epoch"]: r["train_err"] for r in rows if r["model"] == "ResNet-56" and r["seed"] == seed}
+        assert all(curve[e] > 75 for e in range(1, 6)) and curve[15] < curve[12], seed
+    # "plain-56's training error fell from 60.1 % to 48.7 % (full pass) and stayed between 56 and 59 % on the
+    # minibatches of its last 20 epochs"
+    long_rows, _, long_finals = committed("degradation_long")
+    assert round(finals["plain-56"][0]["train_err_full"], 1) == 60.1
+    assert round(long_finals["plain-56"][0]["train_err_full"], 1) == 48.7
+    assert all(56 <= r["train_err"] <= 59 for r in long_rows if r["epoch"] > 70)
+    # Beside the paper: "from 20 to 56 layers, the plain net's training error rises by 65 points and the
+    # ResNet's by 10.2"
+    def mean(model, key="train_err_full"):
+        return sum(finals[model][s][key] for s in (0, 1, 2)) / 3
+
+    assert round(mean("plain-56") - mean("plain-20")) == 65
+    assert round(mean("ResNet-56") - mean("ResNet-20"), 1) == 10.2
+    # Running statistics: "up to 79.5 points higher than with precise BN (ResNet-20, seed 1,
+    # epoch 2: 91.2 % against 11.8 %, while its training error that epoch was 30.5 %)"
+    worst = max(rows, key=lambda r: r["test_err_running"] - r["test_err"])
+    assert round(worst["test_err_running"] - worst["test_err"], 1) == 79.5
+    assert (worst["model"], worst["seed"], worst["epoch"]) == ('ResNet-20', 1, 2)
+    assert (round(worst["test_err_running"], 1), round(worst["test_err"], 1), round(worst["train_err"], 1)) == (
+        91.2, 11.8, 30.5)
+    # "at the last epoch, at lr 0.001, the two differ by at most 3.1 points in every run"
+    last = [r for r in rows if r["epoch"] == 30]
+    assert all(r["lr"] == 0.001 for r in last) and len(last) == 12
+    assert max(abs(r["test_err_running"] - r["test_err"]) for r in last) <= 3.1
