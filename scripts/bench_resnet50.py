@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
+from torch.nn import functional as nnf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from labml_style_src.resnet_v1.resnet import from_torchvision, resnet  # noqa: E402
@@ -46,7 +46,7 @@ def make_step(model, images, labels, device, bf16):
 
     def step():
         with autocast:
-            loss = nn.functional.cross_entropy(model(images), labels)
+            loss = nnf.cross_entropy(model(images), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

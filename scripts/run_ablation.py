@@ -24,7 +24,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from labml_style_src.ablation.degradation import digits_setup, results_table, run_degradation  # noqa: E402
+from labml_style_src.ablation.degradation import (  # noqa: E402
+    digits_setup,
+    results_table,
+    run_degradation,
+)
 from labml_style_src.training.recipe import PAPER, cifar_batches  # noqa: E402
 
 

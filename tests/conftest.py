@@ -1,13 +1,15 @@
-"""Shared set-up: the list of pages, the site build, and the runners that execute a page three ways."""
+"""Shared set-up: the renderer's modules, the list of pages, the site build."""
 
-import importlib.util
 import os
+import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -15,17 +17,11 @@ os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def load_hook():
-    """hooks/literate.py, the renderer, imported by path (MkDocs loads it the same way)."""
-    spec = importlib.util.spec_from_file_location("literate", ROOT / "hooks" / "literate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["literate"] = module
-    spec.loader.exec_module(module)
-    return module
+# The renderer: the package beside the MkDocs hook (MkDocs puts hooks/ on sys.path while loading the hook).
+sys.path.insert(0, str(ROOT / "hooks"))
+from site_render import notebook, pages, source  # noqa: E402
 
-
-literate = load_hook()
-PAGES = [page for _, pages in literate.discover() for page in pages]
+PAGES = [page for _, chapter in pages.discover() for page in chapter]
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +36,26 @@ def built_site(tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "build_seconds.txt").write_text(f"{seconds:.1f}\n")
     return site, seconds
+
+
+@pytest.fixture(autouse=True)
+def isolated_rng():
+    """Every test starts from the same seeded random state and leaves the global state as it found
+    it: Python's `random`, NumPy's global generator and torch (CPU, and CUDA when present). So no
+    test depends on what ran before it, and a page run in-process (`runpy`) cannot change what the
+    next test draws."""
+    cuda = torch.cuda.is_available()
+    saved = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+             torch.cuda.get_rng_state_all() if cuda else None)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)  # seeds CUDA too
+    yield
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
+    torch.set_rng_state(saved[2])
+    if cuda:
+        torch.cuda.set_rng_state_all(saved[3])
 
 
 class PageError(AssertionError):
@@ -69,11 +85,17 @@ def run_notebook(notebook, cwd: Path, env: dict, label: str) -> float:
 
 
 def jupytext_notebook(text: str):
+    """A page's own notebook (what Jupyter shows when it opens the source), ready to run."""
     import jupytext
 
-    notebook = jupytext.reads(text, fmt=literate.JUPYTEXT)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return notebook
+    return notebook.with_kernel(jupytext.reads(text, fmt=source.JUPYTEXT))
+
+
+def assert_hint_keeps_answer(info, *right: str) -> None:
+    """A checker rejected a wrong answer (`info` from `pytest.raises`) with a hint, not the solution: its message
+    is not empty and contains none of the strings in `right`."""
+    message = str(info.value)
+    assert message and not [r for r in right if r in message], message
 
 
 TIMINGS: dict[str, float] = {}

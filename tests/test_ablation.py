@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 
 from labml_style_src.ablation.degradation import (
-    BUILDERS, PlainBlock, check_paths, digits_16, digits_setup, plain_cifar, results_table, run_degradation,
+    BUILDERS,
+    PlainBlock,
+    check_paths,
+    digits_16,
+    digits_setup,
+    plain_cifar,
+    results_table,
+    run_degradation,
 )
 from labml_style_src.resnet_v1.cifar import cifar_resnet
-from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "assets" / "ablation"
@@ -39,17 +46,17 @@ def test_plain_and_residual_nets_have_the_same_parameters(depth):
     assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in residual.state_dict().items()}
     blocks = [m for m in plain.modules() if isinstance(m, PlainBlock)]
     assert len(blocks) == (depth - 2) // 2
-    assert all(sum(p.numel() for p in b.shortcut.parameters()) == 0 for b in blocks)
+    assert all(n_params(b.shortcut) == 0 for b in blocks)
 
 
 # With option B the plain net would carry projection weights that never receive a gradient.
 def test_option_b_plain_net_has_unused_parameters():
     plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    F.cross_entropy(plain_b(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_b(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
     unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
     assert len(unused) == 6 and all(".shortcut." in name for name in unused)  # 2 stage changes × (conv, BN γ, β)
     plain_a = plain_cifar(20)
-    F.cross_entropy(plain_a(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_a(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
     assert all(p.grad is not None for p in plain_a.parameters())
 
 

@@ -13,7 +13,15 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identity_or_projection, residual_add
+from labml_style_src.diagrams import draw
+from labml_style_src.resnet_v1.residual_block import (
+    BasicBlock,
+    conv1x1,
+    conv3x3,
+    identity_or_projection,
+    n_params,
+    residual_add,
+)
 
 # %% [markdown]
 # ## Reduce, transform, expand
@@ -24,14 +32,17 @@ from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identi
 # Each residual function $F$ becomes a stack of three layers (Fig. 5 of the paper): a 1×1 convolution
 # that shrinks the channels by 4, a 3×3 convolution on the thin tensor, and a 1×1 convolution that
 # restores them. In `conv2_x` of ResNet-50 that is 256 → 64 → 64 → 256 channels: the block is called with
-# `planes = 64` and returns `planes * expansion = 256` channels. As in the [basic block](residual_block.md),
+# `width = 64` and returns `width * expansion = 256` channels. Every block on this site takes the
+# same arguments, `(c_in, width, stride, shortcut)`, where `width` is the stage's width in Table 1
+# (the channels of the block's 3×3 convolution) and the block returns `width * expansion` channels;
+# torchvision calls `width` `planes`. As in the [basic block](residual_block.md),
 # every convolution is followed by BN and has no bias
 # ([test](../tests/test_resnet_v1.md#test_no_conv_feeding_bn_has_a_bias)), every BN but the last by a
 # ReLU, and the last ReLU comes after the addition.
 #
-# Two arguments are here for later chapters. `groups` and `base_width` set the inner width to
-# $\lfloor \text{planes} \cdot \text{base\_width} / 64 \rfloor \cdot \text{groups}$ and group the 3×3
-# convolution: with the defaults (1, 64) the inner width is just `planes`; the
+# Two arguments are here for later chapters. `groups` and `base_width` set the 3×3's width to
+# $\lfloor \text{width} \cdot \text{base\_width} / 64 \rfloor \cdot \text{groups}$ and group the 3×3
+# convolution: with the defaults (1, 64) that is just `width`; the
 # [ResNeXt chapter](../resnext/aggregated.md) uses 32 groups of width 4
 # ([test](../tests/test_resnet_v1.md#test_bottleneck_widths_and_groups)).
 #
@@ -44,37 +55,41 @@ from labml_style_src.resnet_v1.residual_block import BasicBlock, conv1x1, identi
 STRIDE_ON = ("1x1", "3x3")
 
 
-def conv3x3_grouped(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    # The 3×3 of the bottleneck, optionally grouped (ResNeXt); no bias, BN follows.
-    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)
+def validate_stride_on(stride_on: str) -> None:
+    if stride_on not in STRIDE_ON:
+        raise ValueError(f"stride_on must be one of {STRIDE_ON} "
+                         f"('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
 
 
 class Bottleneck(nn.Module):
-    # Channels leaving the block = `planes * 4`.
+    # Channels leaving the block = `width * 4`.
     expansion = 4
 
-    def __init__(self, c_in: int, planes: int, stride: int = 1, shortcut=identity_or_projection,
-                 stride_on: str = "3x3", groups: int = 1, base_width: int = 64):
+    def __init__(self, c_in: int, width: int, stride: int = 1,
+                 shortcut=identity_or_projection, stride_on: str = "3x3",
+                 groups: int = 1, base_width: int = 64):
         super().__init__()
-        if stride_on not in STRIDE_ON:
-            raise ValueError(f"stride_on must be one of {STRIDE_ON} ('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
-        width = int(planes * base_width / 64) * groups
-        if width < groups:  # each of the `groups` paths needs at least one channel
-            raise ValueError(f"bottleneck width per group int({planes}·{base_width}/64) = {width // groups} "
-                             f"is empty; use more planes or a larger base_width")
-        c_out = planes * self.expansion
+        validate_stride_on(stride_on)
+        # `inner`: channels of the 3×3; equal to `width` unless ResNeXt's groups rescale it.
+        inner = int(width * base_width / 64) * groups
+        if inner < groups:  # each of the `groups` paths needs at least one channel
+            raise ValueError(f"bottleneck width per group int({width}·{base_width}/64)"
+                             f" = {inner // groups} is empty; "
+                             f"use a larger width or base_width")
+        c_out = width * self.expansion
         # The stride goes on exactly one of the first two convolutions.
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         # $F$: 1×1 reduce → BN → ReLU → 3×3 → BN → ReLU → 1×1 expand → BN.
         self.F = nn.Sequential(
-            conv1x1(c_in, width, s1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            conv3x3_grouped(width, width, s3, groups), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            conv1x1(width, c_out), nn.BatchNorm2d(c_out),
+            conv1x1(c_in, inner, s1), nn.BatchNorm2d(inner), nn.ReLU(inplace=True),
+            conv3x3(inner, inner, s3, groups), nn.BatchNorm2d(inner),
+            nn.ReLU(inplace=True),
+            conv1x1(inner, c_out), nn.BatchNorm2d(c_out),
         )
         self.shortcut = shortcut(c_in, c_out, stride)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * planes, H / stride, W / stride]
+    def forward(self, x):  # [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
         # $y = \sigma(F(x) + W_s x)$, as in the basic block.
         return self.relu(residual_add(self.F(x), self.shortcut(x)))
 
@@ -98,9 +113,18 @@ if __name__ == "__main__":
     print("after first   ", tuple(h.shape), "shortcut:", type(first.shortcut).__name__)
     print("after second  ", tuple(y.shape), "shortcut:", type(second.shortcut).__name__)
     assert h.shape == y.shape == (2, 256, 56, 56)
-    assert not isinstance(first.shortcut, nn.Identity) and isinstance(second.shortcut, nn.Identity)
+    assert not isinstance(first.shortcut, nn.Identity)
+    assert isinstance(second.shortcut, nn.Identity)
     # Inner widths: 256 → 64 → 64 → 256.
-    assert [m.out_channels for m in second.F if isinstance(m, nn.Conv2d)] == [64, 64, 256]
+    convs = [m for m in second.F if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [64, 64, 256]
+
+# %%
+if __name__ == "__main__":
+    # Both blocks drawn from the modules (the paper's Fig. 5, right, with BN): reduce,
+    # transform, expand, and a projection only where 64 channels must become 256.
+    draw(nn.Sequential(first, second), x,
+         title="Bottleneck(64, 64), then Bottleneck(256, 64)")
 
 # %% [markdown]
 # ## Why it is cheaper: counting multiply-adds
@@ -142,14 +166,15 @@ def count_macs(model: nn.Module, input_shape, device=None) -> int:
 if __name__ == "__main__":
     pixels = 56 * 56
     rows = {
-        "bottleneck 256-d": (Bottleneck(256, 64), 256, 256 * 64 + 9 * 64 * 64 + 64 * 256),
+        "bottleneck 256-d": (Bottleneck(256, 64), 256,
+                             256 * 64 + 9 * 64 * 64 + 64 * 256),
         "basic 64-d": (BasicBlock(64, 64), 64, 2 * 9 * 64 * 64),
         "basic 256-d": (BasicBlock(256, 256), 256, 2 * 9 * 256 * 256),
     }
     macs = {}
     for name, (block, c, per_pixel) in rows.items():
         macs[name] = count_macs(block.to(DEVICE).eval(), (1, c, 56, 56))
-        params = sum(p.numel() for p in block.parameters())
+        params = n_params(block)
         print(f"{name:18s} MACs {macs[name] / 1e6:8.1f} M   params {params:9,d}")
         assert macs[name] == per_pixel * pixels
     ratio = macs["basic 256-d"] / macs["bottleneck 256-d"]
@@ -183,7 +208,7 @@ if __name__ == "__main__":
     # The difference is exactly the first 1×1 (256 → 128) on 56² instead of 28² pixels.
     extra = (56 * 56 - 28 * 28) * 256 * 128
     assert m15 - m1 == extra
-    assert sum(p.numel() for p in v1.parameters()) == sum(p.numel() for p in v15.parameters())
+    assert n_params(v1) == n_params(v15)
     with torch.no_grad():
         assert v1(torch.zeros(1, 256, 56, 56, device=DEVICE)).shape == (1, 512, 28, 28)
         # V1's first 1×1 never reads the odd rows: changing them changes nothing it computes.
@@ -196,8 +221,8 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Count the MACs (auto-checked).** Write `bottleneck_macs(planes, h, w)`, the multiply-adds of
-#    `Bottleneck(4 * planes, planes)` (stride 1, identity shortcut) on an `h × w` map, as a formula.
+# 1. **Count the MACs (auto-checked).** Write `bottleneck_macs(width, h, w)`, the multiply-adds of
+#    `Bottleneck(4 * width, width)` (stride 1, identity shortcut) on an `h × w` map, as a formula.
 #    Run `check_bottleneck_macs(bottleneck_macs)`: it compares your formula with `count_macs` on real
 #    blocks.
 # 2. Why does the first block of ResNet-50's `conv2_x` need a projection shortcut even though its
@@ -209,11 +234,15 @@ if __name__ == "__main__":
 
 # %%
 def check_bottleneck_macs(formula) -> None:
-    # Compares `formula(planes, h, w)` with the counted MACs of real blocks.
-    for planes, h, w in ((1, 5, 5), (16, 8, 6), (64, 14, 14)):
-        truth = count_macs(Bottleneck(4 * planes, planes).eval(), (1, 4 * planes, h, w), device="cpu")
-        got = formula(planes, h, w)
+    # Compares `formula(width, h, w)` with the counted MACs of real blocks.
+    for width, h, w in ((1, 5, 5), (16, 8, 6), (64, 14, 14)):
+        block = Bottleneck(4 * width, width).eval()
+        truth = count_macs(block, (1, 4 * width, h, w), device="cpu")
+        got = formula(width, h, w)
         if got != truth:
-            raise AssertionError(f"for planes={planes}, map {h}×{w} your formula gives {got}, "
-                                 f"the block does {truth} multiply-adds")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for width={width}, map {h}×{w} your formula gives {got}: {hint}. "
+                "Add up k² · c_in · c_out per output pixel for each of the three "
+                "convolutions, with the widths of this block")
     print("correct: your formula matches the counted MACs of Bottleneck(4p, p)")

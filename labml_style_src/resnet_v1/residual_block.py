@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-
+from labml_style_src.diagrams import draw
 
 # %% [markdown]
 # ## Adding two tensors, carefully
@@ -32,8 +32,9 @@ def residual_add(fx: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     # $F(x) + x$, but only for equal shapes: no broadcasting, no zero-padding.
     if fx.shape != shortcut.shape:
         raise ValueError(
-            f"residual add needs equal shapes, got F(x) {tuple(fx.shape)} and shortcut "
-            f"{tuple(shortcut.shape)}; project the shortcut (option B/C) or pad it (option A)"
+            f"residual add needs equal shapes, got F(x) {tuple(fx.shape)} and "
+            f"shortcut {tuple(shortcut.shape)}; project the shortcut (option B/C) "
+            f"or pad it (option A)"
         )
     return fx + shortcut
 
@@ -48,9 +49,11 @@ def residual_add(fx: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
 # mean right after, which would cancel any bias, and BN's own shift $\beta$ plays its part.
 
 # %%
-def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     # 3×3 with padding 1: the map keeps its size at stride 1 and halves at stride 2.
-    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+    # `groups > 1` splits the channels into independent groups (ResNeXt, later).
+    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1,
+                     groups=groups, bias=False)
 
 
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -88,7 +91,8 @@ class BasicBlock(nn.Module):
     # Channels leaving the block = `width * expansion`; the bottleneck block uses 4.
     expansion = 1
 
-    def __init__(self, c_in: int, width: int, stride: int = 1, shortcut=identity_or_projection):
+    def __init__(self, c_in: int, width: int, stride: int = 1,
+                 shortcut=identity_or_projection):
         super().__init__()
         c_out = width * self.expansion
         # $F$: conv3×3 (carries the stride) → BN → ReLU → conv3×3 → BN.
@@ -123,9 +127,17 @@ if __name__ == "__main__":
     print("after down   ", tuple(h.shape), "shortcut:", type(down.shortcut).__name__)
     print("after keep   ", tuple(y.shape), "shortcut:", type(keep.shortcut).__name__)
     assert h.shape == (2, 128, 28, 28) and y.shape == (2, 128, 28, 28)
-    assert isinstance(keep.shortcut, nn.Identity) and not isinstance(down.shortcut, nn.Identity)
+    assert isinstance(keep.shortcut, nn.Identity)
+    assert not isinstance(down.shortcut, nn.Identity)
     # The output went through a ReLU last, so nothing is negative.
     assert (y >= 0).all()
+
+# %%
+if __name__ == "__main__":
+    # The two blocks, drawn by running them on `x` (the paper's Fig. 2, with BN): a
+    # projection $W_s$ where the shape changes, the identity where it does not.
+    draw(nn.Sequential(down, keep), x,
+         title="BasicBlock(64, 128, stride=2), then BasicBlock(128, 128)")
 
 # %% [markdown]
 # ## Why "do nothing" is easy for a residual block
@@ -142,12 +154,14 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     block = BasicBlock(64, 64).to(DEVICE).eval()  # eval: BN uses its running statistics
     nn.init.zeros_(block.F[-1].weight)  # γ of the last BN
-    x = torch.relu(torch.randn(2, 64, 14, 14, device=DEVICE))  # non-negative, like a previous block's output
+    # Non-negative, like a previous block's output.
+    x = torch.relu(torch.randn(2, 64, 14, 14, device=DEVICE))
     with torch.no_grad():
         print("max |block(x) - x| with γ = 0:", (block(x) - x).abs().max().item())
         assert torch.equal(block(x), x)
 
-    plain = nn.Sequential(conv3x3(64, 64), nn.BatchNorm2d(64), nn.ReLU(), conv3x3(64, 64), nn.BatchNorm2d(64))
+    plain = nn.Sequential(conv3x3(64, 64), nn.BatchNorm2d(64), nn.ReLU(),
+                          conv3x3(64, 64), nn.BatchNorm2d(64))
     plain = plain.to(DEVICE).eval()
     with torch.no_grad():
         err = (torch.relu(plain(x)) - x).abs().max().item()
@@ -168,11 +182,21 @@ if __name__ == "__main__":
 #    What error do you get, and from where? Which error message would you rather debug?
 
 # %%
+def n_params(module: nn.Module, kind: type | None = None) -> int:
+    # The one parameter counter of this site: all parameters of `module`, or with `kind`
+    # (e.g. `nn.BatchNorm2d`) only those of its submodules of that type.
+    parts = [m for m in module.modules() if isinstance(m, kind)] if kind else [module]
+    return sum(p.numel() for m in parts for p in m.parameters())
+
+
 def check_basic_block_params(formula) -> None:
     # Compares `formula(c)` with the parameter count of a real `BasicBlock(c, c)`.
     for c in (1, 16, 64, 256):
-        truth = sum(p.numel() for p in BasicBlock(c, c).parameters())
+        truth = n_params(BasicBlock(c, c))
         got = formula(c)
         if got != truth:
-            raise AssertionError(f"for c={c} your formula gives {got}, the block has {truth} parameters")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for c={c} your formula gives {got}: {hint}. Count the weights of "
+                "each 3×3 convolution (no bias) and the γ and β of each BN")
     print("correct: your formula matches BasicBlock(c, c) for c = 1, 16, 64, 256")

@@ -16,10 +16,15 @@ import torchvision
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.bottleneck import STRIDE_ON, Bottleneck, count_macs
-from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3
+from labml_style_src.diagrams import draw
+from labml_style_src.paper_tables import RESNET_TABLE_1
+from labml_style_src.resnet_v1.bottleneck import (
+    Bottleneck,
+    count_macs,
+    validate_stride_on,
+)
+from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3, n_params
 from labml_style_src.resnet_v1.shortcuts import get_shortcut
-
 
 # %% [markdown]
 # ## Table 1 as data
@@ -34,7 +39,9 @@ from labml_style_src.resnet_v1.shortcuts import get_shortcut
 # The depth in the name counts weight layers: the stem convolution, the fully connected layer and
 # 2 (basic) or 3 (bottleneck) per block. `Arch` checks that, so a layer table that does not fit its
 # block kind cannot be written down. ResNet-34 and ResNet-50 have the same table, (3, 4, 6, 3): one
-# function builds both, and the block is the only difference.
+# function builds both, and the block is the only difference. Every paper table on this site is
+# typed once, in `labml_style_src/paper_tables.py`; `TABLE_1` turns each column of
+# `RESNET_TABLE_1` into an `Arch` with a real block class.
 
 # %%
 # Layers of weights in one block: two 3×3 (basic) or 1×1, 3×3, 1×1 (bottleneck).
@@ -43,37 +50,42 @@ LAYERS_PER_BLOCK = {BasicBlock: 2, Bottleneck: 3}
 
 @dataclass(frozen=True)
 class Arch:
-    # One column of Table 1: block kind, blocks in `conv2_x … conv5_x`, "FLOPs" (multiply-adds, ×10⁹).
+    # One column of Table 1: block kind, blocks in `conv2_x … conv5_x`,
+    # "FLOPs" (multiply-adds, ×10⁹).
     depth: int
     block: type
-    layers: tuple
+    blocks_per_stage: tuple
     gmacs: float
 
     def __post_init__(self):
         if self.block not in LAYERS_PER_BLOCK:
-            raise ValueError(f"block must be one of {[b.__name__ for b in LAYERS_PER_BLOCK]}, got {self.block!r}")
+            names = [b.__name__ for b in LAYERS_PER_BLOCK]
+            raise ValueError(f"block must be one of {names}, got {self.block!r}")
         # depth = stem conv + fc + weight layers of all blocks.
-        counted = 2 + LAYERS_PER_BLOCK[self.block] * sum(self.layers)
+        per_block = LAYERS_PER_BLOCK[self.block]
+        counted = 2 + per_block * sum(self.blocks_per_stage)
         if counted != self.depth:
             raise ValueError(
-                f"layer table {self.layers} with {self.block.__name__} gives {counted} weight layers, "
-                f"not {self.depth} ({LAYERS_PER_BLOCK[self.block]} per block + stem conv + fc)")
+                f"layer table {self.blocks_per_stage} with {self.block.__name__} gives "
+                f"{counted} weight layers, not {self.depth} "
+                f"({per_block} per block + stem conv + fc)")
 
 
-TABLE_1 = {a.depth: a for a in (
-    Arch(18, BasicBlock, (2, 2, 2, 2), 1.8),
-    Arch(34, BasicBlock, (3, 4, 6, 3), 3.6),
-    Arch(50, Bottleneck, (3, 4, 6, 3), 3.8),
-    Arch(101, Bottleneck, (3, 4, 23, 3), 7.6),
-    Arch(152, Bottleneck, (3, 8, 36, 3), 11.3),
-)}
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+TABLE_1 = {
+    depth: Arch(depth, BLOCKS[column.block], column.blocks_per_stage, column.gflops)
+    for depth, column in RESNET_TABLE_1.items()
+}
 
 
 # %%
 if __name__ == "__main__":
-    assert TABLE_1[34].layers == TABLE_1[50].layers and TABLE_1[34].block is not TABLE_1[50].block
+    r34, r50 = TABLE_1[34], TABLE_1[50]
+    assert r34.blocks_per_stage == r50.blocks_per_stage and r34.block is not r50.block
     for arch in TABLE_1.values():
-        print(f"ResNet-{arch.depth:<3d} = 2 + {LAYERS_PER_BLOCK[arch.block]} × {sum(arch.layers):2d} blocks {arch.layers}")
+        n = arch.blocks_per_stage
+        print(f"ResNet-{arch.depth:<3d} = 2 + {LAYERS_PER_BLOCK[arch.block]} × "
+              f"{sum(n):2d} blocks {n}")
 
 # %% [markdown]
 # ## Stems
@@ -95,7 +107,9 @@ def imagenet_stem(c_in: int, c_out: int) -> nn.Sequential:
 
 def cifar_stem(c_in: int, c_out: int) -> nn.Sequential:
     # CIFAR: one 3×3 conv → BN → ReLU, no pooling: [B, 3, 32, 32] -> [B, 16, 32, 32].
-    return nn.Sequential(OrderedDict(conv=conv3x3(c_in, c_out), bn=nn.BatchNorm2d(c_out), relu=nn.ReLU(inplace=True)))
+    return nn.Sequential(OrderedDict(
+        conv=conv3x3(c_in, c_out), bn=nn.BatchNorm2d(c_out), relu=nn.ReLU(inplace=True),
+    ))
 
 
 STEMS = {"imagenet": imagenet_stem, "cifar": cifar_stem}
@@ -109,32 +123,42 @@ STEMS = {"imagenet": imagenet_stem, "cifar": cifar_stem}
 # arguments passed to every block (`stride_on`, `groups`, `base_width` for the
 # [bottleneck](bottleneck.md)). The stride rule lives in one line: the first block of every stage except
 # the first has stride 2. Stages are named as in the paper, so a parameter is called e.g.
-# `stages.conv3_x.0.F.0.weight`.
+# `stages.conv3_x.0.F.0.weight`. One more argument, `post`, is for the pre-activation networks of
+# the [next chapter](../resnet_v2/preact_resnet.md): a function `c -> nn.Module` whose module runs
+# between the last stage and the pooling (in ResNet v1 nothing does, so it defaults to none).
 
 # %%
 class ResNet(nn.Module):
-    def __init__(self, block, layers, widths=(64, 128, 256, 512), *, stem="imagenet", stem_width=None,
-                 shortcut="B", num_classes=1000, in_channels=3, **block_kwargs):
+    def __init__(self, block, blocks_per_stage, widths=(64, 128, 256, 512), *,
+                 stem="imagenet", stem_width=None, shortcut="B", num_classes=1000,
+                 c_in=3, post=None, **block_kwargs):
         super().__init__()
-        if len(layers) != len(widths) or not all(isinstance(n, int) and n > 0 for n in layers):
-            raise ValueError(f"need one positive block count per stage width, got layers={layers}, widths={widths}")
+        if len(blocks_per_stage) != len(widths) or not all(
+                isinstance(n, int) and n > 0 for n in blocks_per_stage):
+            raise ValueError(f"need one positive block count per stage width, got "
+                             f"blocks_per_stage={blocks_per_stage}, widths={widths}")
         if not callable(stem) and stem not in STEMS:
-            raise ValueError(f"unknown stem {stem!r}; choose one of {sorted(STEMS)} or pass a function")
+            raise ValueError(f"unknown stem {stem!r}; choose one of {sorted(STEMS)} "
+                             f"or pass a function")
         make_stem = STEMS[stem] if isinstance(stem, str) else stem
         make_shortcut = get_shortcut(shortcut)
-        self.in_channels = in_channels
+        self.c_in = c_in
         c = stem_width or widths[0]
-        self.stem = make_stem(in_channels, c)
+        self.stem = make_stem(c_in, c)
         stages = OrderedDict()
-        for i, (n, width) in enumerate(zip(layers, widths)):
-            # `conv2_x` keeps the map (the stem already pooled); every later stage halves it in its first block.
+        for i, (n, width) in enumerate(zip(blocks_per_stage, widths)):
+            # `conv2_x` keeps the map (the stem already pooled); every later stage
+            # halves it in its first block.
             stride = 1 if i == 0 else 2
             blocks = []
             for j in range(n):
-                blocks.append(block(c, width, stride if j == 0 else 1, make_shortcut, **block_kwargs))
+                blocks.append(block(c, width, stride if j == 0 else 1, make_shortcut,
+                                    **block_kwargs))
                 c = width * block.expansion
             stages[f"conv{i + 2}_x"] = nn.Sequential(*blocks)
         self.stages = nn.Sequential(stages)
+        # After the last stage, before pooling: nothing in v1 (pre-activation nets: BN → ReLU).
+        self.post = post(c) if post else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_classes)
         self.reset_parameters()
@@ -150,28 +174,29 @@ class ResNet(nn.Module):
 
     def forward(self, x):  # x: [B, 3, H, W] -> logits [B, num_classes]
         # A cheap check with a readable message instead of an error from deep inside a convolution.
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"ResNet expects images [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}")
-        x = self.stages(self.stem(x))  # [B, C, H/32, W/32] for ImageNet
+        if x.dim() != 4 or x.shape[1] != self.c_in:
+            raise ValueError(f"ResNet expects images [B, {self.c_in}, H, W], "
+                             f"got shape {tuple(x.shape)}")
+        x = self.post(self.stages(self.stem(x)))  # [B, C, H/32, W/32] for ImageNet
         # Global average pooling [B, C, h, w] -> [B, C], then the fully connected layer.
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3", groups=1,
-           width_per_group=64) -> ResNet:
+def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3",
+           groups=1, base_width=64) -> ResNet:
     # Any column of Table 1; the defaults give torchvision's layout.
     if depth not in TABLE_1:
         raise ValueError(f"unknown depth {depth}; Table 1 has {sorted(TABLE_1)}")
-    if stride_on not in STRIDE_ON:
-        raise ValueError(f"stride_on must be one of {STRIDE_ON} ('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
+    validate_stride_on(stride_on)  # also for basic blocks, which ignore it
     arch = TABLE_1[depth]
     kwargs = {}
     if arch.block is Bottleneck:
-        kwargs = dict(stride_on=stride_on, groups=groups, base_width=width_per_group)
-    elif groups != 1 or width_per_group != 64:
-        raise ValueError(f"ResNet-{depth} uses basic blocks, which have no groups/width_per_group; "
-                         f"use depth 50, 101 or 152")
-    return ResNet(arch.block, arch.layers, shortcut=shortcut, num_classes=num_classes, **kwargs)
+        kwargs = dict(stride_on=stride_on, groups=groups, base_width=base_width)
+    elif groups != 1 or base_width != 64:
+        raise ValueError(f"ResNet-{depth} uses basic blocks, which have no "
+                         f"groups/base_width; use depth 50, 101 or 152")
+    return ResNet(arch.block, arch.blocks_per_stage, shortcut=shortcut,
+                  num_classes=num_classes, **kwargs)
 
 
 # %% [markdown]
@@ -209,6 +234,22 @@ if __name__ == "__main__":
     with torch.no_grad():
         assert model(x).shape == (1, 1000)
 
+# %%
+if __name__ == "__main__":
+    # The paper's Fig. 3 drawn from the code: ResNet-34 beside plain-34, the same net
+    # built from blocks without the shortcut (trained on the
+    # [ablation page](../ablation/degradation.md)). BN and ReLU are left out as in the
+    # figure; equal blocks in a row are drawn once, ×n. On the meta device: no compute.
+    class PlainBlock(BasicBlock):
+        def forward(self, x):
+            return self.relu(self.F(x))  # σ(F(x)): no shortcut
+
+    with torch.device("meta"):
+        nets = {"34-layer plain": ResNet(PlainBlock, TABLE_1[34].blocks_per_stage),
+                "34-layer residual": resnet(34)}
+    draw(nets, torch.zeros(1, 3, 224, 224, device="meta"), fold=True,
+         hide=(nn.BatchNorm2d, nn.ReLU))
+
 # %% [markdown]
 # ## Parameters: the same as torchvision, to the unit
 #
@@ -220,17 +261,17 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    def n_params(m):
-        return sum(p.numel() for p in m.parameters())
-
     with torch.device("meta"):
         for depth, arch in TABLE_1.items():
-            ours, theirs = n_params(resnet(depth)), n_params(getattr(torchvision.models, f"resnet{depth}")())
-            print(f"ResNet-{depth:<3d} {arch.block.__name__:10s} {arch.layers}  params {ours:12,d}")
+            ours = n_params(resnet(depth))
+            theirs = n_params(getattr(torchvision.models, f"resnet{depth}")())
+            print(f"ResNet-{depth:<3d} {arch.block.__name__:10s} "
+                  f"{arch.blocks_per_stage}  params {ours:12,d}")
             assert ours == theirs
         by_option = {o: n_params(resnet(34, shortcut=o)) for o in "ABC"}
     print("ResNet-34 params by shortcut option:", by_option)
-    assert by_option["B"] - by_option["A"] == sum(c * 2 * c + 2 * 2 * c for c in (64, 128, 256))
+    projections = sum(c * 2 * c + 2 * 2 * c for c in (64, 128, 256))
+    assert by_option["B"] - by_option["A"] == projections
 
 # %% [markdown]
 # ## Multiply-adds: V1 against V1.5
@@ -242,6 +283,13 @@ if __name__ == "__main__":
 # basic-block nets do not care where the stride is. For the bottleneck nets, torchvision's stride on
 # the 3×3 ("V1.5") costs 4.09 G for ResNet-50, 6 % more, because the first 1×1 of each downsampling
 # block runs on the full map (see the [bottleneck page](bottleneck.md)).
+#
+# !!! note "3.8 or 4.1 GFLOPs for ResNet-50?"
+#     Both figures are in print. ResNet's Table 1 gives 3.8 for the paper's layout (stride on the
+#     1×1). ResNeXt's Table 1 (Xie et al. 2017) gives 4.1 for its ResNet-50 baseline, which puts the
+#     stride on the 3×3, the V1.5 layout: our 4.09 rounds to it
+#     ([test](../tests/test_resnext.md#test_resnet50_flops_in_both_papers)). Both papers count multiply-adds; the
+#     difference is where the stride sits.
 
 # %%
 if __name__ == "__main__":
@@ -289,47 +337,43 @@ if __name__ == "__main__":
     x = torch.randn(2, 3, 64, 64, device=DEVICE)
     with torch.no_grad():
         diff = (ours(x) - theirs(x)).abs().max().item()
-    print("layer2.0.downsample.0.weight ->", from_torchvision({"layer2.0.downsample.0.weight": 0}).popitem()[0])
+    key = "layer2.0.downsample.0.weight"
+    print(key, "->", from_torchvision({key: 0}).popitem()[0])
     print("max |ours - torchvision| on the logits:", diff)
     assert diff <= 1e-5
 
 # %% [markdown]
-# ## Wrong inputs fail early and say why
-#
-# Unknown depths and options name the valid choices; a tensor of the wrong shape is refused before the
-# first convolution with the shape we expected
+# Wrong inputs fail early and say why: unknown depths, shortcut options and stride placements name
+# the valid choices, and an image tensor of the wrong shape is refused before the first convolution
 # ([test](../tests/test_resnet_v1.md#test_bad_inputs_raise_clear_errors)).
-
-# %%
-if __name__ == "__main__":
-    for bad in (lambda: resnet(42), lambda: resnet(34, shortcut="D"), lambda: resnet(50, stride_on="5x5"),
-                lambda: Arch(50, BasicBlock, (3, 4, 6, 3), 3.8), lambda: model(torch.zeros(3, 64, 64, device=DEVICE))):
-        try:
-            bad()
-            raise AssertionError("expected a ValueError")
-        except ValueError as e:
-            print("ValueError:", e)
-
-# %% [markdown]
+#
 # ## Exercises
 #
-# 1. **Count option C (auto-checked).** How many more parameters does ResNet-34 have with option C than
-#    with option B? Work it out by hand (which blocks get a new $W_s$, and what does each cost?), then
-#    run `check_resnet34_C_minus_B(your_number)`.
+# 1. **Count option C (auto-checked).** How many more parameters does ResNet-50 have with option C
+#    than with option B? Work it out by hand: which blocks get a new $W_s$ under C, and what does each
+#    one cost (a 1×1 convolution and a BN)? Then set `resnet50_C_minus_B` to your number and run
+#    `check_resnet50_C_minus_B(resnet50_C_minus_B)`.
 # 2. Add ResNet-200 of the pre-activation paper to `TABLE_1` as data: bottleneck blocks (3, 24, 36, 3).
 #    What does `Arch` check for you? (Its "FLOPs" are not in our Table 1; count them with `count_macs`.)
-# 3. Where does global average pooling make the network accept a 320×320 image? What are the stage
-#    shapes then, and what happens at 16×16?
-# 4. Make ResNet-50 "V1" and "V1.5" and load torchvision's ResNet-50 state dict into both. Why does it
-#    load into both, and why do only one of them give torchvision's logits?
+# 3. Global average pooling hands the fc layer one number per channel, whatever the size of the
+#    image. Predict the stage shapes of ResNet-18 for a 320×320 image and check them with
+#    `stage_shapes`. Then try 16×16: which stage is the first to work on a 1×1 map, and does the
+#    network still return 1000 logits?
+# 4. Build ResNet-50 with `stride_on="1x1"` and with `stride_on="3x3"`, and load torchvision's
+#    ResNet-50 state dict into both with `from_torchvision`. Both loads succeed: what do the two
+#    layouts share that makes this possible? Only one of them reproduces torchvision's logits. Which
+#    one, and what does the other compute differently?
 
 # %%
-def check_resnet34_C_minus_B(answer: int) -> None:
+def check_resnet50_C_minus_B(answer: int) -> None:
     # Compares your number with the two real networks (built on the meta device: no memory used).
     with torch.device("meta"):
-        truth = sum(p.numel() for p in resnet(34, shortcut="C").parameters()) - sum(
-            p.numel() for p in resnet(34, shortcut="B").parameters())
+        truth = n_params(resnet(50, shortcut="C")) - n_params(resnet(50, shortcut="B"))
     if answer != truth:
-        hint = "too many: the blocks that already project under B get nothing new" if answer > truth else "too few"
-        raise AssertionError(f"{answer:,d} is {hint}; count the identity shortcuts of B, stage by stage")
-    print(f"correct: option C adds {truth:,d} parameters to ResNet-34")
+        if answer > truth:
+            hint = "too many: blocks that already project under B get nothing new"
+        else:
+            hint = "too few: every block with an identity shortcut under B gets a W_s"
+        raise AssertionError(f"{answer:,d} is {hint}; count them stage by stage, and "
+                             "mind that a bottleneck's shortcut joins its wide ends")
+    print(f"correct: option C adds {truth:,d} parameters to ResNet-50")

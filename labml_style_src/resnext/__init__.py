@@ -1,3 +1,3 @@
 """ResNeXt"""
 
-PAGES = ["aggregated", "three_forms", "resnext_nets", "add_pitfall"]
+PAGES = ["aggregated", "three_forms", "resnext_nets", "paper_numbers", "add_pitfall"]

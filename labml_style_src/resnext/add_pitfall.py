@@ -1,20 +1,24 @@
 # %% [markdown]
 # # The Add-broadcast pitfall: why the residual add did not fail
 #
-# A question that circulates with Keras ResNeXt code: in a stack whose later blocks use an identity
-# shortcut, why does `Add()` not fail when the channel counts differ? A widely copied answer says that
-# `Add` zero-pads the shortcut, or broadcasts it, so the channels "fit". That answer is wrong on both
-# counts. This page shows, runnably, (1) that a channel mismatch is an error in PyTorch and in Keras,
-# (2) why the stack in question never has one, and (3) the mismatch that *does* pass silently:
-# broadcasting of size-1 dimensions — with a model that trains "fine" while being wrong.
+# ResNeXt-50 written in Keras circulates in tutorials. One of them, from the Chinese "365-day deep
+# learning" training camp (365天深度学习训练营, week J6), builds it from a `block(x, filters,
+# strides, groups, conv_shortcut)` function whose residual branch ends in `2 * filters` channels and
+# whose shortcut, when `conv_shortcut=False`, is the block's input `x` itself. The follow-up exercise
+# (week J7) asks: then the two operands of `x = Add()([x, shortcut])` have different channel counts,
+# so why is there no error? A published answer to it says that `Add` zero-pads the shortcut, or
+# broadcasts it, so the channels "fit". That answer is wrong on both counts. This page shows,
+# runnably, (1) that a channel mismatch is an error in PyTorch and in Keras, (2) why the tutorial's
+# network never has one, and (3) the mismatch that *does* pass silently: broadcasting of size-1
+# dimensions — with a model that trains "fine" while being wrong.
 
 # %%
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.residual_block import conv1x1, conv3x3, residual_add
-from labml_style_src.resnet_v1.bottleneck import conv3x3_grouped
 
 # %% [markdown]
 # ## 1. Different channel counts do not add
@@ -24,7 +28,8 @@ from labml_style_src.resnet_v1.bottleneck import conv3x3_grouped
 # have no element-wise pairing, and PyTorch says so:
 
 # %%
-TORCH_MESSAGE = "The size of tensor a (64) must match the size of tensor b (128) at non-singleton dimension 1"
+TORCH_MESSAGE = ("The size of tensor a (64) must match the size of tensor b (128) "
+                 "at non-singleton dimension 1")
 
 if __name__ == "__main__":
     fx, shortcut = torch.randn(2, 64, 8, 8), torch.randn(2, 128, 8, 8)  # [N, C, H, W]
@@ -45,9 +50,9 @@ if __name__ == "__main__":
 # size 1 through — it broadcasts exactly like PyTorch does, which is section 3's problem. Keras is not
 # needed here and is not installed; this is a statement about its source, not something this page runs.
 #
-# ## 2. Why the seed's stack never mismatches
+# ## 2. Why the tutorial's network never mismatches
 #
-# Here is the block from the question, transcribed to PyTorch (our code, same layer sequence):
+# Here is the tutorial's `block`, transcribed to PyTorch (our code, same layer sequence):
 # 1×1 to `filters`, grouped 3×3 (`groups` groups of `filters / groups` channels, carrying the stride),
 # 1×1 to `2 * filters`, each followed by BN, ReLU after the first two; the shortcut is either a
 # projection to `2 * filters` (`conv_shortcut=True`) or `x` itself. `add` is a constructor argument:
@@ -55,40 +60,45 @@ if __name__ == "__main__":
 # as PyTorch's `+`).
 
 # %%
-class SeedBlock(nn.Module):
-    def __init__(self, c_in: int, filters: int, stride: int = 1, groups: int = 32, conv_shortcut: bool = True,
-                 add=residual_add):
+class TutorialBlock(nn.Module):
+    def __init__(self, c_in: int, filters: int, stride: int = 1, groups: int = 32,
+                 conv_shortcut: bool = True, add=residual_add):
         super().__init__()
         # F: 1×1 → grouped 3×3 (stride) → 1×1 to `2 * filters`; BN after each, ReLU after the first two.
         self.F = nn.Sequential(
             conv1x1(c_in, filters), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
-            conv3x3_grouped(filters, filters, stride, groups), nn.BatchNorm2d(filters), nn.ReLU(inplace=True),
+            conv3x3(filters, filters, stride, groups), nn.BatchNorm2d(filters),
+            nn.ReLU(inplace=True),
             conv1x1(filters, 2 * filters), nn.BatchNorm2d(2 * filters),
         )
         # `conv_shortcut=False` means the raw input, whatever its width.
-        self.shortcut = (nn.Sequential(conv1x1(c_in, 2 * filters, stride), nn.BatchNorm2d(2 * filters))
-                         if conv_shortcut else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(conv1x1(c_in, 2 * filters, stride),
+                          nn.BatchNorm2d(2 * filters))
+            if conv_shortcut else nn.Identity())
         self.add, self.relu = add, nn.ReLU(inplace=True)
 
     def forward(self, x):  # [N, c_in, H, W] -> [N, 2 * filters, H / s, W / s]
         return self.relu(self.add(self.F(x), self.shortcut(x)))
 
 
-def seed_stack(c_in: int, filters: int, blocks: int, stride: int, groups: int = 32, add=residual_add):
-    # The seed's `stack`: one projecting block, then `range(blocks)` identity blocks.
-    layers = [SeedBlock(c_in, filters, stride, groups, conv_shortcut=True, add=add)]
+def tutorial_stack(c_in: int, filters: int, blocks: int, stride: int, groups: int = 32,
+                   add=residual_add):
+    # The tutorial's `stack`: one projecting block, then `range(blocks)` identity blocks.
+    layers = [TutorialBlock(c_in, filters, stride, groups, conv_shortcut=True, add=add)]
     for _ in range(blocks):
-        layers.append(SeedBlock(2 * filters, filters, 1, groups, conv_shortcut=False, add=add))
+        layers.append(TutorialBlock(2 * filters, filters, 1, groups,
+                                    conv_shortcut=False, add=add))
     return nn.Sequential(*layers)
 
 
 # %% [markdown]
 # The identity blocks are created with `c_in = 2 * filters` above only because that is what they will
-# receive; the seed's Keras code never states a width, it just passes `x` on. So trace the real shapes:
+# receive; the tutorial's Keras code never states a width, it just passes `x` on. So trace the shapes:
 # the first block of a stack *projects* its shortcut to `2 * filters`, and its output has `2 * filters`
 # channels. Every later block of the stack receives that output, whose width is already
 # `2 * filters` — exactly the width its own $F$ produces. The identity shortcut never sees a mismatch,
-# and `Add` has nothing to pad. The cell runs the first two stages of the seed's ResNeXt-50 on the
+# and `Add` has nothing to pad. The cell runs the first two stages of the tutorial's ResNeXt-50 on the
 # 64-channel output of a stem, with plain `torch.add`, and records both operands of every add. (A 16×16
 # map instead of ResNeXt-50's 56×56 keeps it fast; the channel widths are the real ones.)
 
@@ -106,28 +116,31 @@ def trace_adds(stack: nn.Sequential, x: torch.Tensor) -> list:
 if __name__ == "__main__":
     torch.manual_seed(0)
     stages = nn.Sequential(
-        seed_stack(64, filters=128, blocks=2, stride=1, add=torch.add),
-        seed_stack(256, filters=256, blocks=3, stride=2, add=torch.add),
+        tutorial_stack(64, filters=128, blocks=2, stride=1, add=torch.add),
+        tutorial_stack(256, filters=256, blocks=3, stride=2, add=torch.add),
     ).to(DEVICE).eval()
     x = torch.randn(1, 64, 16, 16, device=DEVICE)
     for stage in stages:
         for i, (f, s) in enumerate(trace_adds(stage, x)):
-            print(f"block {i}: F(x) {f}  shortcut {s}  {'projection' if i == 0 else 'identity'}")
+            kind = "projection" if i == 0 else "identity"
+            print(f"block {i}: F(x) {f}  shortcut {s}  {kind}")
             assert f == s  # never a mismatch
         x = stage(x)
     assert len(stages[0]) == 3 and len(stages[1]) == 4
 
 # %% [markdown]
-# Note `range(blocks)`: the seed's `stack` builds `blocks + 1` blocks, so its `blocks` argument is the
+# Note `range(blocks)`: the tutorial's `stack` builds `blocks + 1` blocks, so its `blocks` argument is the
 # number of *identity* blocks; ResNeXt-50's 3, 4, 6, 3 blocks need 2, 3, 5, 2.
 #
-# The mismatch the question imagines exists only if an identity block receives a tensor of another
+# The mismatch the exercise imagines exists only if an identity block receives a tensor of another
 # width — for instance a stack that starts with `conv_shortcut=False`. Then the add fails, with plain
 # `+` (PyTorch's message) or with `residual_add` (ours, which names both shapes and the fix):
 
 # %%
 if __name__ == "__main__":
-    wrong = SeedBlock(128, filters=32, groups=8, conv_shortcut=False, add=torch.add).to(DEVICE)  # F: 64 ch
+    # F(x) has 2 * 32 = 64 channels, the identity shortcut 128.
+    wrong = TutorialBlock(128, filters=32, groups=8, conv_shortcut=False, add=torch.add)
+    wrong = wrong.to(DEVICE)
     x = torch.randn(2, 128, 8, 8, device=DEVICE)
     try:
         wrong(x)
@@ -146,7 +159,7 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## 3. What *does* pass silently: size-1 dimensions
 #
-# Broadcasting is real, just not what the question's answer claims. A dimension of size 1 is repeated
+# Broadcasting is real, just not what the published answer claims. A dimension of size 1 is repeated
 # to match the other operand. For a residual add that means two shapes are accepted that should never
 # be:
 #
@@ -177,8 +190,9 @@ class PooledShortcutBlock(nn.Module):
     # The bug: shortcut = global average pool + 1×1 → `[N, c_out, 1, 1]`, broadcast over H and W.
     def __init__(self, c_in: int, c_out: int, stride: int = 2, add=residual_add):
         super().__init__()
-        self.F = nn.Sequential(conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                               conv3x3(c_out, c_out), nn.BatchNorm2d(c_out))
+        self.F = nn.Sequential(
+            conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+            conv3x3(c_out, c_out), nn.BatchNorm2d(c_out))
         self.shortcut = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv1x1(c_in, c_out))
         self.add, self.relu = add, nn.ReLU(inplace=True)
 
@@ -208,14 +222,15 @@ if __name__ == "__main__":
     model = buggy_model(add=torch.add).to(DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
-    for step in range(20):
+    for _step in range(20):
         idx = torch.randint(0, len(x), (32,), device=DEVICE)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nnf.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    print(f"loss: first 5 steps {sum(losses[:5]) / 5:.3f} -> last 5 steps {sum(losses[-5:]) / 5:.3f}, no error")
+    print(f"loss: first 5 steps {sum(losses[:5]) / 5:.3f} -> "
+          f"last 5 steps {sum(losses[-5:]) / 5:.3f}, no error")
     assert sum(losses[-5:]) < sum(losses[:5])
 
 # %% [markdown]
@@ -233,7 +248,8 @@ if __name__ == "__main__":
         h = model[:3](x[:4])  # the block's input, [4, 16, 16, 16]
         out = block(h)        # [4, 32, 8, 8]
     spread = out.flatten(2).std(dim=2).max().item()
-    print(f"γ = 0: largest spatial std of the block's output = {spread:.1e} (a correct block keeps x's structure)")
+    print(f"γ = 0: largest spatial std of the block's output = {spread:.1e} "
+          f"(a correct block keeps x's structure)")
     assert spread < 1e-6 and h.flatten(2).std(dim=2).max().item() > 0.1
 
     block.add = residual_add
@@ -255,7 +271,8 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    for a, b in (((2, 64, 8, 8), (2, 128, 8, 8)), ((2, 64, 8, 8), (2, 1, 8, 8)), ((2, 64, 8, 8), (2, 64, 1, 1))):
+    a = (2, 64, 8, 8)
+    for b in ((2, 128, 8, 8), (2, 1, 8, 8), (2, 64, 1, 1)):
         try:
             residual_add(torch.zeros(a), torch.zeros(b))
             raise AssertionError("unreachable")
@@ -272,21 +289,23 @@ if __name__ == "__main__":
 #
 # ## Exercises
 #
-# 1. **Predict the shapes (auto-checked).** For each pair in `PAIRS`, predict the shape of `a + b`
-#    (a tuple) or `None` if PyTorch raises. Run `check_add_shapes(answers)` with your list. Two pairs
-#    are traps: look at which dimension a 1-D tensor lines up with.
+# 1. **Predict the shapes (auto-checked).** For each pair of shapes in `PAIRS` (none of them is on
+#    this page), predict the shape of `a + b` (a tuple) or `None` if PyTorch raises — on paper,
+#    before running anything. Run `check_add_shapes(answers)` with your list. Two pairs are traps:
+#    look at which dimension a 1-D tensor lines up with.
 # 2. Change `PooledShortcutBlock`'s shortcut to the correct option B projection
 #    (`identity_or_projection` from the first page) and train again. Is the loss curve very different
 #    after 20 steps? What does that tell you about using "the loss goes down" as a test?
-# 3. The seed's answer also claims that zero padding "does not affect training because the padded values
-#    receive no gradient". Option A of the ResNet paper *does* zero-pad the shortcut, on purpose. Where,
-#    and how is it done (see [shortcuts](../resnet_v1/shortcuts.md))? Why must it be explicit?
+# 3. The published answer also claims that the zero padding does not affect training, because the
+#    padded values receive no gradient. Option A of the ResNet paper *does* zero-pad the shortcut,
+#    on purpose. Where, and how is it done (see [shortcuts](../resnet_v1/shortcuts.md))? Why must it
+#    be explicit?
 
 # %%
 PAIRS = [
-    ((2, 64, 8, 8), (2, 128, 8, 8)),
-    ((2, 1, 8, 8), (2, 64, 8, 8)),
-    ((2, 64, 1, 1), (2, 64, 8, 8)),
+    ((2, 64, 8, 8), (2, 64, 8)),
+    ((2, 1, 8, 8), (1, 64, 1, 1)),
+    ((2, 64, 8, 8), (8, 1)),
     ((2, 64, 8, 8), (2, 64, 4, 4)),
     ((64, 1, 1), (2, 64, 8, 8)),
     ((1, 64, 8, 8), (2, 1, 8, 1)),
@@ -298,12 +317,16 @@ PAIRS = [
 def check_add_shapes(answers: list) -> None:
     # Compares your predictions with what `a + b` really does for each pair.
     if len(answers) != len(PAIRS):
-        raise AssertionError(f"give one answer per pair: {len(PAIRS)} answers, got {len(answers)}")
+        raise AssertionError(f"give one answer per pair: {len(PAIRS)} answers, "
+                             f"got {len(answers)}")
     for i, ((a, b), guess) in enumerate(zip(PAIRS, answers)):
         try:
             truth = tuple((torch.zeros(a) + torch.zeros(b)).shape)
         except RuntimeError:
             truth = None
         if (tuple(guess) if guess is not None else None) != truth:
-            raise AssertionError(f"pair {i}: {a} + {b} — your answer {guess} is wrong; try it in a cell")
+            raise AssertionError(
+                f"pair {i}: {a} + {b} — not {guess}. Hint: line the two shapes up from "
+                f"the right; each pair of sizes must be equal or contain a 1, and a "
+                f"missing dimension counts as 1.")
     print("correct: you predicted every add, including the silent broadcasts")

@@ -3,16 +3,24 @@
 #
 # The paper draws its block three ways (Fig. 3): (a) $C$ separate paths whose outputs are summed,
 # (b) the same paths with their 3×3 outputs concatenated and one 1×1 convolution after them, and
-# (c) a single *grouped* 3×3 convolution. It states that they are equivalent and builds its models with
-# (c). This page proves the equivalence on real tensors: we build (a), copy its weights into (b) and
-# (c), and compare outputs and gradients.
+# (c) a single *grouped* 3×3 convolution. It trained all three and builds its models with the last:
+#
+# > "We note that the three forms in Fig. 3 are strictly equivalent, when BN and ReLU are
+# > appropriately addressed as mentioned above. We have trained all three forms and obtained the same
+# > results. We choose to implement by Fig. 3(c) because it is more succinct and faster than the other
+# > two forms." — Xie et al. 2017, §4
+#
+# This page proves the equivalence on real tensors: we build (a), copy its weights into (b) and (c),
+# and compare outputs and gradients. "Appropriately addressed" is the part to get right, and the end
+# of the page shows what goes wrong otherwise.
 
 # %%
 import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.residual_block import conv1x1
+from labml_style_src.diagrams import draw
+from labml_style_src.resnet_v1.residual_block import conv1x1, n_params
 from labml_style_src.resnext.aggregated import SplitTransformMerge, transformation
 
 # %% [markdown]
@@ -21,7 +29,7 @@ from labml_style_src.resnext.aggregated import SplitTransformMerge, transformati
 # A convolution with `groups=g` splits its $C_{in}$ input channels into $g$ consecutive groups and its
 # $C_{out}$ output channels likewise; output group $j$ sees only input group $j$. So each filter spans
 # $C_{in}/g$ channels, and the weight tensor is `[C_out, C_in / g, k, k]` — $g$ times smaller than a
-# dense one. Both channel counts must be divisible by $g$; PyTorch refuses otherwise.
+# dense one. Both channel counts must be divisible by $g$; PyTorch refuses otherwise (the cell tries).
 
 # %%
 if __name__ == "__main__":
@@ -38,6 +46,12 @@ if __name__ == "__main__":
     with torch.no_grad():
         changed = (grouped(x + dx) - grouped(x)).abs().amax(dim=(0, 2, 3)) > 0
     assert changed[:4].all() and not changed[4:].any()
+    # 100 output channels do not split into 32 groups.
+    try:
+        nn.Conv2d(128, 100, 3, groups=32)
+        raise AssertionError("unreachable")
+    except ValueError as e:
+        print("ValueError:", e)
 
 # %% [markdown]
 # ## Form (b): early concatenation
@@ -52,11 +66,12 @@ class EarlyConcat(nn.Module):
     def __init__(self, c_in: int, C: int, d: int, c_out: int, stride: int = 1):
         super().__init__()
         # The first six layers of each $\mathcal{T}_i$: 1×1 → BN → ReLU → 3×3 → BN → ReLU.
-        self.paths = nn.ModuleList(transformation(c_in, d, c_out, stride)[:6] for _ in range(C))
+        self.paths = nn.ModuleList(
+            transformation(c_in, d, c_out, stride)[:6] for _ in range(C))
         self.expand = conv1x1(C * d, c_out)
         self.bn = nn.BatchNorm2d(c_out)
 
-    def forward(self, x):  # [B, c_in, H, W] -> [B, C*d, H/s, W/s] -> [B, c_out, H/s, W/s]
+    def forward(self, x):  # [B, c_in, H, W] -> [B, C*d, H/s, W/s] -> [B, c_out, ...]
         return self.bn(self.expand(torch.cat([T(x) for T in self.paths], dim=1)))
 
 
@@ -87,6 +102,16 @@ class GroupedConv(nn.Module):
         return self.bn(self.F(x))
 
 
+# %%
+if __name__ == "__main__":
+    # Fig. 3 drawn from the three modules, with 4 paths of width 4 (not 32) to keep it
+    # small: (a) sums the paths, (b) concatenates them for one 1×1, (c) groups the 3×3.
+    draw({"(a) split, transform, sum": SplitTransformMerge(256, 4, 4, 256),
+          "(b) early concatenation": EarlyConcat(256, 4, 4, 256),
+          "(c) grouped convolution": GroupedConv(256, 4, 4, 256)},
+         torch.zeros(1, 256, 14, 14), per_row=1)
+
+
 # %% [markdown]
 # ## Copying weights from (a)
 #
@@ -112,7 +137,8 @@ def _paths(sd: dict, C: int, layer: int, name: str, dim: int) -> torch.Tensor:
 
 def to_early_concat(sd: dict, C: int) -> dict:
     # State dict (or dict of gradients) of form (a) -> form (b).
-    out = {k: v for k, v in sd.items() if not (k.startswith("paths.") and k.split(".")[2] == "6")}
+    out = {k: v for k, v in sd.items()
+           if not (k.startswith("paths.") and k.split(".")[2] == "6")}
     out["expand.weight"] = _paths(sd, C, 6, "weight", dim=1)
     return out
 
@@ -126,7 +152,8 @@ def to_grouped(sd: dict, C: int) -> dict:
             if name == "num_batches_tracked":
                 out[f"F.{layer}.{name}"] = sd[key]
             else:
-                out[f"F.{layer}.{name}"] = _paths(sd, C, int(layer), name, dim=1 if layer == "6" else 0)
+                dim = 1 if layer == "6" else 0
+                out[f"F.{layer}.{name}"] = _paths(sd, C, int(layer), name, dim=dim)
     return out
 
 
@@ -161,9 +188,9 @@ if __name__ == "__main__":
     b.load_state_dict(to_early_concat(a.state_dict(), C))
     c.load_state_dict(to_grouped(a.state_dict(), C))
     # Same number of parameters in all three forms.
-    n_params = [sum(p.numel() for p in m.parameters()) for m in (a, b, c)]
-    print("parameters (a), (b), (c):", n_params)
-    assert len(set(n_params)) == 1
+    counts = [n_params(m) for m in (a, b, c)]
+    print("parameters (a), (b), (c):", counts)
+    assert len(set(counts)) == 1
 
     x = torch.randn(8, 256, 8, 8, device=DEVICE, requires_grad=True)
     target = torch.randn(8, 256, 8, 8, device=DEVICE)
@@ -177,9 +204,12 @@ if __name__ == "__main__":
     for name, y, g in zip("bc", outs[1:], input_grads[1:]):
         print(f"max |(a) - ({name})| output {(y - outs[0]).abs().max().item():.1e}, "
               f"input grad {(g - input_grads[0]).abs().max().item():.1e}")
-        assert torch.allclose(y, outs[0], atol=1e-5) and torch.allclose(g, input_grads[0], atol=1e-6)
-    dw_b, dw_c = max_diff(to_early_concat(grads(a), C), grads(b)), max_diff(to_grouped(grads(a), C), grads(c))
-    print(f"max weight-gradient difference after mapping: (b) {dw_b:.1e}, (c) {dw_c:.1e}")
+        assert torch.allclose(y, outs[0], atol=1e-5)
+        assert torch.allclose(g, input_grads[0], atol=1e-6)
+    dw_b = max_diff(to_early_concat(grads(a), C), grads(b))
+    dw_c = max_diff(to_grouped(grads(a), C), grads(c))
+    print(f"max weight-gradient difference after mapping: (b) {dw_b:.1e}, "
+          f"(c) {dw_c:.1e}")
     assert dw_b < 1e-5 and dw_c < 1e-5
 
     # Eval mode: BN uses the running statistics the training step just updated, mapped like weights.
@@ -208,7 +238,8 @@ class PerPathLastBN(nn.Module):
     def __init__(self, c_in: int, C: int, d: int, c_out: int):
         super().__init__()
         self.paths = nn.ModuleList(
-            nn.Sequential(*transformation(c_in, d, c_out), nn.BatchNorm2d(c_out)) for _ in range(C))
+            nn.Sequential(*transformation(c_in, d, c_out), nn.BatchNorm2d(c_out))
+            for _ in range(C))
 
     def forward(self, x):
         return sum(T(x) for T in self.paths)
@@ -220,7 +251,8 @@ if __name__ == "__main__":
     grouped = GroupedConv(64, 4, 4, 64).to(DEVICE)
     # Copy everything that has a counterpart (layers 0-6); the last BNs cannot be merged into one.
     sd = {k: v for k, v in per_path.state_dict().items() if k.split(".")[2] != "7"}
-    grouped.load_state_dict(to_grouped(sd, 4) | {k: v for k, v in grouped.state_dict().items() if k.startswith("bn.")})
+    own_bn = {k: v for k, v in grouped.state_dict().items() if k.startswith("bn.")}
+    grouped.load_state_dict(to_grouped(sd, 4) | own_bn)
     x = torch.randn(8, 64, 8, 8, device=DEVICE)
     with torch.no_grad():
         gap = (per_path(x) - grouped(x)).abs().max().item()
@@ -228,35 +260,60 @@ if __name__ == "__main__":
     assert gap > 0.1
 
 # %% [markdown]
-# !!! note "Where we differ from the paper"
-#     The paper's Fig. 3 shows only the convolutions; where BN sits is in its implementation notes
-#     (BN after each convolution, ReLU after each BN except at the block output, where ReLU comes after
-#     the shortcut addition). We place BN in forms (a) and (b) so that they equal (c) exactly; the paper
-#     builds its models in form (c). The authors' released Torch code (`facebookresearch/ResNeXt`,
-#     `models/resnext.lua`) also has a form (b) block, with the same BN placement as our `EarlyConcat`:
-#     a BN on each path's $d$ channels, one BN after the concatenated 1×1.
+# The paper places this last BN the same way:
+#
+# > "With BN, for the equivalent form in Fig. 3(a), BN is employed after aggregating the
+# > transformations and before adding to the shortcut." — Xie et al. 2017, §4, footnote 6
+#
+# !!! note "Where the paper leaves details out"
+#     The paper's Fig. 3 shows only the convolutions; where BN sits is in its §4 (BN right after the
+#     convolutions of form (c), ReLU after each BN except at the block output, where ReLU comes after
+#     the shortcut addition) and in the footnote above. The BNs inside (a) and (b) are ours, placed so
+#     that the forms equal (c) exactly. The authors' released Torch code (`facebookresearch/ResNeXt`,
+#     `models/resnext.lua`) has a form (b) block with the same BN placement as our `EarlyConcat`: a BN
+#     on each path's $d$ channels, one BN after the concatenated 1×1.
 #
 # ## Exercises
 #
-# 1. **Map a grouped weight (auto-checked).** Write `group_slice(C, d, i)`: the Python `slice` of
-#    output channels of the grouped 3×3 weight `[C*d, d, 3, 3]` that holds path $i$'s 3×3 filters
-#    (paths counted from 0). Run `check_group_slice(group_slice)`.
+# 1. **Go back from (c) to (a) (auto-checked).** Write `from_grouped(sd, C)`, the inverse of
+#    `to_grouped`: it takes the state dict of a `GroupedConv` and returns one that
+#    `SplitTransformMerge` loads (strictly) and that computes the same function. Run
+#    `check_from_grouped(from_grouped)`; it tries several $C$ and $d$, in training and eval mode.
 # 2. Why must the final 1×1 of (a) be concatenated along dim 1 but the first 1×1 along dim 0? Write
 #    both weight shapes down for $C = 32$, $d = 4$, $c = 256$.
-# 3. Count the MACs of forms (a) and (c) with `measured_macs` from the
-#    [previous page](aggregated.md). Equal? Then time them on your machine: which is faster, and why?
+# 3. Count the MACs of forms (a) and (c) with `count_macs` from the
+#    [bottleneck page](../resnet_v1/bottleneck.md). Equal? Then time them on your machine: which is
+#    faster, and why?
 # 4. In eval mode BN is an affine map. Show that `PerPathLastBN` in eval mode *can* be rewritten as
 #    form (c): what $\gamma$ and $\beta$ (and which 1×1 weights) would the single last BN need?
 
 # %%
-def check_group_slice(group_slice) -> None:
-    # Compares your slice with where `to_grouped` actually puts path i's 3×3 filters.
+def check_from_grouped(from_grouped) -> None:
+    # A random grouped block (BN statistics included) -> your mapping -> form (a); same outputs?
     torch.manual_seed(0)
     for C, d in ((32, 4), (8, 14), (2, 40)):
+        c = GroupedConv(16, C, d, 16)
+        for m in c.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                nn.init.uniform_(m.weight, 0.5, 1.5)
+                nn.init.uniform_(m.bias, -0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
         a = SplitTransformMerge(16, C, d, 16)
-        w = to_grouped(a.state_dict(), C)["F.3.weight"]
-        for i in (0, 1, C - 1):
-            s = group_slice(C, d, i)
-            if not isinstance(s, slice) or not torch.equal(w[s], a.paths[i][3].weight):
-                raise AssertionError(f"group_slice({C}, {d}, {i}) = {s!r} does not select path {i}'s filters")
-    print("correct: your slices pick each path's filters out of the grouped weight")
+        try:
+            a.load_state_dict(from_grouped(c.state_dict(), C))
+        except RuntimeError as e:
+            first = str(e).splitlines()[1].strip()
+            raise AssertionError(f"C={C}, d={d}: form (a) does not load your state "
+                                 f"dict: {first}") from None
+        x = torch.randn(4, 16, 6, 6)
+        for mode in ("training", "eval"):
+            a.train(mode == "training"), c.train(mode == "training")
+            with torch.no_grad():
+                if not torch.allclose(a(x), c(x), atol=1e-5):
+                    raise AssertionError(
+                        f"C={C}, d={d}: every key loads, but form (a) computes "
+                        f"something else in {mode} mode. Hint: for each layer, "
+                        f"which axis of the grouped tensor did `to_grouped` "
+                        f"concatenate along?")
+    print("correct: your mapping turns a grouped block back into its C paths")
