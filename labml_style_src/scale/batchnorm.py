@@ -13,7 +13,11 @@ import torch.distributed as dist
 from torch import nn
 
 from labml_style_src.scale.imagenet import (
-    TINY_IMAGENET, TO_FLOAT, imagenet_splits, scale_crop_flip, small_resnet,
+    TINY_IMAGENET,
+    TO_FLOAT,
+    imagenet_splits,
+    scale_crop_flip,
+    small_resnet,
     write_imagenet_folder,
 )
 
@@ -64,7 +68,7 @@ if __name__ == "__main__":
     print("batch mean", mean.numpy().round(3),
           "-> running mean", bn.running_mean.numpy().round(3))
     # The same batch k times: the running mean becomes (1 - 0.9^k) × the batch mean.
-    for k in range(2, 51):
+    for _ in range(49):  # 49 more updates: 50 in all
         bn(x)
     share = (bn.running_mean / mean).mean().item()
     print(f"after 50 updates the running mean holds {share:.4f} of the batch mean "
@@ -251,11 +255,11 @@ if __name__ == "__main__":
 #
 # 1. **Running statistics (auto-checked).** Write `my_update(running_mean, running_var, x,
 #    momentum)` that returns the new running mean and variance after one training-mode forward
-#    of a batch `x` `[B, C, H, W]`, as `nn.BatchNorm2d` does. Check it with
+#    of a batch `x` `[B, C, H, W]`, as `nn.BatchNorm2d` does, and run
 #    `check_running_stats(my_update)`.
 # 2. **Momentum (auto-checked).** With PyTorch's default momentum, how many updates with the same
-#    batch does the running mean need to reach 99 % of that batch's mean? Check with
-#    `check_updates_to_99(answer)`.
+#    batch does the running mean need to reach 99 % of that batch's mean (from 0)? Set
+#    `updates_to_99` to your answer and run `check_updates_to_99(updates_to_99)`.
 # 3. Evaluate a trained model in training mode with batch size 1 and with batch size 256. Which
 #    one fails, and why does the other give worse results than eval mode?
 # 4. Under DDP with 8 processes of 32 images, over how many images does SyncBatchNorm compute its

@@ -17,12 +17,12 @@ import shutil
 import signal
 import socket
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn import functional as nnf
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision.transforms import v2 as T
@@ -31,13 +31,22 @@ from tqdm.auto import tqdm
 from labml_style_src.resnet_v1.resnet import resnet
 from labml_style_src.scale.batchnorm import BN_TYPES
 from labml_style_src.scale.imagenet import (
-    PAPER_IMAGENET, imagenet_splits, mean_image, resized, small_resnet, train_transform,
+    PAPER_IMAGENET,
+    imagenet_splits,
+    mean_image,
+    resized,
+    small_resnet,
+    train_transform,
     write_imagenet_folder,
 )
-from labml_style_src.training.recipe import (
-    CheckpointError, SubtractMean, atomic_write, to_device, train_step,
+from labml_style_src.training.loop import (
+    CheckpointError,
+    atomic_write,
+    evaluate,
+    to_device,
+    train_step,
 )
-
+from labml_style_src.training.recipe import SubtractMean
 
 # %% [markdown]
 # ## One process per device: what `torchrun` provides
@@ -250,24 +259,19 @@ def sync_buffers(model: nn.Module, d: Dist) -> None:
 # ([test](../tests/test_scale.md#test_distributed_evaluation_counts_every_image_once)).
 
 # %%
-@torch.no_grad()
-def evaluate(model, val_set, batch_size: int, d: Dist, autocast_dtype=None,
-             channels_last: bool = False) -> dict:
+def evaluate_on_all_ranks(model, val_set, batch_size: int, d: Dist, autocast_dtype=None,
+                          channels_last: bool = False) -> dict:
     shard = Subset(val_set, range(d.rank, len(val_set), d.world_size))  # no padding
-    totals = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss, wrong, count
-    model.eval()
-    for x, y in DataLoader(shard, batch_size):
-        x, y = to_device(x, d.device, channels_last), y.to(d.device)
-        with torch.autocast(d.device.type, autocast_dtype,
-                            enabled=autocast_dtype is not None):
-            logits = model(x).float()
-        loss = nnf.cross_entropy(logits, y, reduction="sum")
-        n = torch.tensor(len(y), device=d.device)
-        totals += torch.stack([loss, (logits.argmax(1) != y).sum(), n]).double()
+    n = len(shard)
+    # The training chapter's `evaluate` on this rank's share: mean loss and error (%).
+    loss, err = evaluate(model, DataLoader(shard, batch_size), d.device, autocast_dtype,
+                         channels_last) if n else (0.0, 0.0)
+    sums = torch.tensor([loss * n, err * n / 100, n], dtype=torch.float64,
+                        device=d.device)  # NCCL reduces tensors on the GPU
     if d.world_size > 1:
-        dist.all_reduce(totals)  # sum over ranks
-    loss, wrong, n = totals.tolist()
-    return dict(val_loss=loss / n, val_err=100 * wrong / n, val_images=int(n))
+        dist.all_reduce(sums)  # over ranks: total loss, wrong answers, images
+    loss, wrong, n = sums.tolist()
+    return dict(val_loss=loss / n, val_err=100 * round(wrong) / n, val_images=round(n))
 
 
 # %% [markdown]
@@ -351,7 +355,7 @@ def fit_distributed(cfg: RunConfig, d: Dist) -> list:
     if d.is_main and not (run_dir / "mean.pt").exists():  # once-only work, by rank 0
         run_dir.mkdir(parents=True, exist_ok=True)
         mean = mean_image(train_set, recipe.crop, cfg.mean_images)
-        atomic_write(run_dir / "mean.pt", lambda tmp: torch.save(mean, tmp))
+        atomic_write(run_dir / "mean.pt", partial(torch.save, mean))
     barrier(d)
     mean = torch.load(run_dir / "mean.pt", weights_only=True)
     samples = SeededSamples(train_set, train_transform(recipe, mean), cfg.seed)
@@ -398,8 +402,9 @@ def fit_distributed(cfg: RunConfig, d: Dist) -> list:
         loss, wrong, n = sums.tolist()
         row = dict(epoch=epoch + 1, step=step, lr=lr, train_loss=loss / n,
                    train_err=100 * wrong / n)
-        row.update(evaluate(model, val_set, 2 * cfg.batch_size, d, autocast,
-                            cfg.channels_last))
+        val = evaluate_on_all_ranks(model, val_set, 2 * cfg.batch_size, d, autocast,
+                                    cfg.channels_last)
+        row.update(val)
         history.append(row)
         if show:
             print({k: round(v, 4) for k, v in row.items()})
@@ -407,9 +412,9 @@ def fit_distributed(cfg: RunConfig, d: Dist) -> list:
             state = dict(format=CHECKPOINT, config=asdict(cfg), world_size=d.world_size,
                          epoch=epoch + 1, history=history, model=model.state_dict(),
                          optimizer=optimizer.state_dict())
-            atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
-            metrics = json.dumps(history, indent=1)
-            atomic_write(run_dir / "metrics.json", lambda tmp: tmp.write_text(metrics))
+            atomic_write(run_dir / "checkpoint.pt", partial(torch.save, state))
+            metrics = partial(Path.write_text, data=json.dumps(history, indent=1))
+            atomic_write(run_dir / "metrics.json", metrics)
         barrier(d)
     return history
 
@@ -519,11 +524,11 @@ if __name__ == "__main__":
 # ## Exercises
 #
 # 1. **Warm-up (auto-checked).** Write `my_lr(step)` for 256 workers of 32 images on ImageNet
-#    (156 iterations per epoch): gradual warm-up, then the step schedule. Check it with
+#    (156 iterations per epoch): gradual warm-up, then the step schedule; run
 #    `check_goyal_lr(my_lr)`.
 # 2. **Shards (auto-checked).** Write `my_shard(n, k, r)`: the indices that rank `r` of `k`
-#    gets from `DistributedSampler(range(n), k, r, shuffle=False)`, padding included. Check it
-#    with `check_shard(my_shard)`.
+#    gets from `DistributedSampler(range(n), k, r, shuffle=False)`, padding included; run
+#    `check_shard(my_shard)`.
 # 3. Goyal et al. apply no weight decay to BN's $\gamma$ and $\beta$ (§5.1). Give the optimizer
 #    two parameter groups to do the same, and check the number of parameters in each.
 # 4. Delete `sampler.set_epoch(epoch)` and run the 2-process demo for 3 epochs. Which test of

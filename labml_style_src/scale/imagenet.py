@@ -28,10 +28,9 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.transforms import v2 as T
 
-from labml_style_src.resnet_v1.resnet import ResNet
 from labml_style_src.resnet_v1.residual_block import BasicBlock
+from labml_style_src.resnet_v1.resnet import ResNet
 from labml_style_src.training.recipe import SubtractMean
-
 
 # %% [markdown]
 # ## The recipe as data
@@ -384,7 +383,8 @@ if __name__ == "__main__":
     pixels = crops + paper_mean  # the crops before the mean was subtracted
     # Crops 5–9 (the mirrored image's corners, centre) mirror crops 1, 0, 3, 2, 4.
     assert torch.allclose(pixels[5:], pixels[[1, 0, 3, 2, 4]].flip(-1), atol=1e-6)
-    fig, axes = plt.subplots(2, 5, figsize=(10, 4.4))
+    fig, axes = plt.subplots(2, 5, figsize=(10, 4.6))
+    fig.suptitle("The 10 test crops (224×224) of a 500×375 image")
     names = ["top-left", "top-right", "bottom-left", "bottom-right", "centre"]
     for i, ax in enumerate(axes.flat):
         ax.imshow(pixels[i].clamp(0, 1).permute(1, 2, 0))
@@ -447,9 +447,10 @@ if __name__ == "__main__":
 # ## Exercises
 #
 # 1. **Epochs (auto-checked).** How many passes over ImageNet's 1,281,167 training images are
-#    60×10⁴ iterations of 256 images? Answer to one decimal with `check_epochs(answer)`.
+#    60×10⁴ iterations of 256 images? Set `epochs` to your answer, to one decimal, and run
+#    `check_epochs(epochs)`.
 # 2. **PCA lighting (auto-checked).** Write `my_offset(alpha, eigval, eigvec)` that returns the RGB
-#    offset $\sum_i \alpha_i \lambda_i p_i$ without a matrix product, and check it with
+#    offset $\sum_i \alpha_i \lambda_i p_i$ (a tensor `[3]`) without a matrix product, and run
 #    `check_lighting(my_offset)`.
 # 3. At which shorter side does a 224 crop cover the most of an image, and the least? What would
 #    `T.RandomResizedCrop(224)` (the augmentation of later papers) do instead?
