@@ -24,9 +24,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2 as T
 
+from conftest import assert_hint_keeps_answer
 from labml_style_src.resnet_v1.resnet import resnet
 from labml_style_src.scale import batchnorm, ddp, imagenet
-from labml_style_src.training.recipe import CheckpointError
+from labml_style_src.training.loop import CheckpointError
+from solutions.scale.batchnorm import my_update, updates_to_99
+from solutions.scale.ddp import my_lr, my_shard
+from solutions.scale.imagenet import epochs, my_offset
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "train_ddp.py"
@@ -538,31 +542,46 @@ def test_train_ddp_command_line():
 # The exercises' checkers: a right answer passes; a wrong one raises with a hint that does not give the answer away.
 
 
-def right_and_wrong():
-    steps, s = 1_281_167 // 8192, ddp.Schedule()
+def test_check_epochs():
+    imagenet.check_epochs(epochs)
+    with pytest.raises(AssertionError, match="is not it") as info:
+        imagenet.check_epochs(90)
+    assert_hint_keeps_answer(info, "119", "120")
+
+
+def test_check_lighting():
+    imagenet.check_lighting(my_offset)
     alpha = torch.randn(3, generator=torch.Generator().manual_seed(0)) * 0.1
-    cases = [  # checker, a right answer, a wrong one, strings the hint must not contain (the answer)
-        (imagenet.check_epochs, 119.9, 90, ["119", "120"]),
-        (imagenet.check_lighting, lambda a, lam, p: sum(a[i] * lam[i] * p[:, i] for i in range(3)),
-         lambda a, lam, p: sum(a[i] * lam[i] * p[i] for i in range(3)),  # rows instead of columns
-         [f"{v:.4f}" for v in imagenet.Lighting().offset(alpha).tolist()]),
-        (batchnorm.check_running_stats,
-         lambda rm, rv, x, m: ((1 - m) * rm + m * x.mean((0, 2, 3)), (1 - m) * rv + m * x.var((0, 2, 3))),
-         lambda rm, rv, x, m: ((1 - m) * rm + m * x.mean((0, 2, 3)),
-                               (1 - m) * rv + m * x.var((0, 2, 3), unbiased=False)), ["unbiased", "n - 1"]),
-        (batchnorm.check_updates_to_99, 44, 22, ["44"]),
-        (ddp.check_goyal_lr, lambda step: ddp.goyal_lr(step, steps, 8192, s),
-         lambda step: 0.1 + 3.1 * min(step / (5 * steps), 1), ["0.32"]),  # no ÷10 after the warm-up
-        (ddp.check_shard, lambda n, k, r: [(r + i * k) % n for i in range(math.ceil(n / k))],
-         lambda n, k, r: list(range(r, n, k)), ["[2, 6, 0]"]),  # no padding
-    ]
-    return [pytest.param(*case, id=case[0].__name__) for case in cases]
+    with pytest.raises(AssertionError, match="each eigenvector is a column") as info:
+        imagenet.check_lighting(lambda a, lam, p: sum(a[i] * lam[i] * p[i] for i in range(3)))  # rows, not columns
+    assert_hint_keeps_answer(info, *[f"{v:.4f}" for v in imagenet.Lighting().offset(alpha).tolist()])
 
 
-@pytest.mark.parametrize("check,right,wrong,answers", right_and_wrong())
-def test_checkers_accept_right_and_refuse_wrong_answers(check, right, wrong, answers, capsys):
-    check(right)
-    assert "correct" in capsys.readouterr().out
-    with pytest.raises(AssertionError) as e:
-        check(wrong)
-    assert not any(answer in str(e.value) for answer in answers), str(e.value)
+def test_check_running_stats():
+    batchnorm.check_running_stats(my_update)
+    with pytest.raises(AssertionError, match="running var differs") as info:  # the biased variance
+        batchnorm.check_running_stats(lambda rm, rv, x, m: ((1 - m) * rm + m * x.mean((0, 2, 3)),
+                                                             (1 - m) * rv + m * x.var((0, 2, 3), unbiased=False)))
+    assert_hint_keeps_answer(info, "unbiased", "n - 1")
+
+
+def test_check_updates_to_99():
+    batchnorm.check_updates_to_99(updates_to_99)
+    with pytest.raises(AssertionError, match="too few") as info:
+        batchnorm.check_updates_to_99(22)
+    assert_hint_keeps_answer(info, "44")
+
+
+def test_check_goyal_lr():
+    ddp.check_goyal_lr(my_lr)
+    steps = 1_281_167 // 8192
+    with pytest.raises(AssertionError, match="your lr is") as info:  # no ÷10 after the warm-up
+        ddp.check_goyal_lr(lambda step: 0.1 + 3.1 * min(step / (5 * steps), 1))
+    assert_hint_keeps_answer(info, "0.32")
+
+
+def test_check_shard():
+    ddp.check_shard(my_shard)
+    with pytest.raises(AssertionError, match="not the sampler's indices") as info:  # no padding
+        ddp.check_shard(lambda n, k, r: list(range(r, n, k)))
+    assert_hint_keeps_answer(info, "[2, 6, 0]")

@@ -254,8 +254,8 @@ if __name__ == "__main__":
 #    of a batch `x` `[B, C, H, W]`, as `nn.BatchNorm2d` does. Check it with
 #    `check_running_stats(my_update)`.
 # 2. **Momentum (auto-checked).** With PyTorch's default momentum, how many updates with the same
-#    batch does the running mean need to reach 99 % of that batch's mean? Check with
-#    `check_updates_to_99(answer)`.
+#    batch does the running mean need to reach 99 % of that batch's mean? Set `updates_to_99` to
+#    your number and check it with `check_updates_to_99(updates_to_99)`.
 # 3. Evaluate a trained model in training mode with batch size 1 and with batch size 256. Which
 #    one fails, and why does the other give worse results than eval mode?
 # 4. Under DDP with 8 processes of 32 images, over how many images does SyncBatchNorm compute its

@@ -34,9 +34,13 @@ from labml_style_src.scale.imagenet import (
     PAPER_IMAGENET, imagenet_splits, mean_image, resized, small_resnet, train_transform,
     write_imagenet_folder,
 )
-from labml_style_src.training.recipe import (
-    CheckpointError, SubtractMean, atomic_write, to_device, train_step,
+from labml_style_src.training.loop import (
+    CheckpointError,
+    atomic_write,
+    to_device,
+    train_step,
 )
+from labml_style_src.training.recipe import SubtractMean
 
 
 # %% [markdown]

@@ -447,7 +447,8 @@ if __name__ == "__main__":
 # ## Exercises
 #
 # 1. **Epochs (auto-checked).** How many passes over ImageNet's 1,281,167 training images are
-#    60×10⁴ iterations of 256 images? Answer to one decimal with `check_epochs(answer)`.
+#    60×10⁴ iterations of 256 images? Set `epochs` to your answer, to one decimal, and run
+#    `check_epochs(epochs)`.
 # 2. **PCA lighting (auto-checked).** Write `my_offset(alpha, eigval, eigvec)` that returns the RGB
 #    offset $\sum_i \alpha_i \lambda_i p_i$ without a matrix product, and check it with
 #    `check_lighting(my_offset)`.
