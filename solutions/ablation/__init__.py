@@ -1,1 +1,1 @@
-"""Reference solutions: plain vs residual."""
+"""Reference solutions: the degradation ablation."""

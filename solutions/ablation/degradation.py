@@ -6,8 +6,9 @@ from torch import nn
 from solutions import Graded
 
 
-# Exercise 1: a Dirac kernel copies its input channel for channel; in eval mode BN computes
-# γ·(x − μ)/√(σ² + ε) + β, so γ = √(σ² + ε) and β = μ undo it. Both ReLUs then see x ≥ 0 and pass it.
+# Exercise 1: a Dirac kernel makes each 3×3 convolution copy its input channel by channel. In eval mode
+# BN computes γ·(z − running_mean) / sqrt(running_var + eps) + β, so γ = sqrt(running_var + eps) and
+# β = running_mean make each BN the identity too; the ReLUs then pass an input x ≥ 0 unchanged.
 def make_identity(block) -> None:
     with torch.no_grad():
         for conv in (block.F[0], block.F[3]):
@@ -17,4 +18,8 @@ def make_identity(block) -> None:
             bn.bias.copy_(bn.running_mean)
 
 
-GRADED = [Graded(1, "make_identity", "check_identity(make_identity)")]
+GRADED = [
+    # It changes a module in place, and many settings are right (a kernel a·δ with γ scaled by 1/a):
+    # no value to compare in a hidden test.
+    Graded(1, "make_identity", "check_identity(make_identity)", points=3),
+]
