@@ -10,7 +10,7 @@ LANGUAGES := ja zh
 # `make serve SERVE_LANG=ja` (or zh) serves that language with live reload.
 SERVE_LANG ?= en
 
-.PHONY: serve build preview lint test browser graphviz bench bench-train warmup ablation assignments grade clean translations
+.PHONY: serve build preview lint test browser graphviz bench bench-train warmup bench-ddp ddp-demo ablation assignments grade clean translations
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,8 +67,24 @@ bench-train: $(READY)  ## the fast path's batches vs a plain DataLoader: CPU tim
 warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of one CPU core)
 	$(BIN)/python scripts/measure_warmup.py
 
-ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
-	$(BIN)/python scripts/run_ablation.py
+# Data-parallel training on the CPU: 2 processes (gloo) started by torchrun, a small ResNet, generated
+# ImageNet-format JPEGs. Progress bar from rank 0 only. Starts afresh each time.
+ddp-demo: $(READY)  ## 2-process DDP training of a small ResNet on generated ImageNet-format data (CPU)
+	$(BIN)/python scripts/train_ddp.py --write-demo-data data/patterns-imagenet-demo --demo-images 256
+	rm -rf runs/ddp-demo
+	OMP_NUM_THREADS=1 $(BIN)/torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py \
+	  --data data/patterns-imagenet-demo --run-dir runs/ddp-demo --epochs 5 --milestones 4
+
+bench-ddp: $(READY)  ## images/s of 1 vs 2 DDP processes on the CPU (see the script for GPU options)
+	$(BIN)/python scripts/bench_ddp.py
+
+# The plain-vs-residual experiment whose results the ablation page shows (docs/assets/ablation/), niced:
+# about 11 minutes of CPU on the shared 2-core machine it was made on. DEVICE=cuda runs it on a GPU.
+DEVICE ?= cpu
+ablation: $(READY)  ## re-make the committed ablation results
+	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE)
+	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE) --name degradation_long \
+	  --kinds plain --depths 56 --seeds 0 --epochs 90
 
 assignments: $(READY)  ## an nbgrader course source/ folder, one assignment per page, in build/course
 	$(BIN)/python scripts/course.py assignments --course build/course

@@ -328,3 +328,30 @@ def test_code_column_shows_88_characters_at_1440(browser, server):
         visit.page.goto(f"{server}/{page.chapter}/{page.name}/", wait_until="load")
         assert visit.page.evaluate(FIT, 88) == [], page.uri
     visit.close(server)
+
+
+# Every diagram (an SVG cell output drawn by labml_style_src/diagrams.py) is shown on its page in a real browser:
+# loaded, with the alt text taken from the SVG's own description, and the file carries <title> and <desc>.
+DIAGRAM_PAGES = [p for p in PAGES if "from labml_style_src.diagrams import" in p.path.read_text(encoding="utf-8")]
+SVG_IMAGES = ".lb-output img[src$='.svg']"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_", DIAGRAM_PAGES, ids=[f"{p.chapter}.{p.name}" for p in DIAGRAM_PAGES])
+def test_diagrams_in_a_browser(browser, server, built_site, page_):
+    import xml.etree.ElementTree as ET
+
+    site, _ = built_site
+    visit = Visit(browser, f"{server}/{page_.chapter}/{page_.name}/", 1440, 900)
+    images = visit.page.locator(SVG_IMAGES)
+    assert images.count() >= 1, f"{page_.name}: no diagram on the page"
+    for i in range(images.count()):
+        images.nth(i).scroll_into_view_if_needed()
+        src = images.nth(i).get_attribute("src")
+        root = ET.parse(site / page_.chapter / page_.name / src).getroot()
+        tags = {child.tag.split("}")[-1] for child in root}
+        assert {"title", "desc"} <= tags, f"{src}: no <title>/<desc> for screen readers"
+    visit.page.wait_for_function(
+        f"() => [...document.querySelectorAll(\"{SVG_IMAGES}\")].every(i => i.complete && i.naturalWidth > 0 "
+        "&& i.alt.length > 0 && !i.alt.startsWith('Figure drawn by'))", timeout=15000)
+    visit.close(server)

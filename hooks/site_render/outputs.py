@@ -6,7 +6,7 @@ What a page does to show something: print it, or show a matplotlib figure (`plt.
 the end of a cell), or display an object with an SVG / PNG form (`IPython.display.SVG(...)`, objects with
 `_repr_svg_`). The alt text of a figure is, in order: its label (`plt.figure(label=...)` or `fig.set_label(...)`:
 the way to give a caption), its suptitle, its axes' titles, its first axes' labels (set in the kernel by
-`execute.SETUP`); an SVG's `<title>`; otherwise "Figure drawn by code cell N".
+`execute.SETUP`); an SVG's `<desc>`, else its `<title>`; otherwise "Figure drawn by code cell N".
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def shown(out, cell_number: int, ui: Callable[..., str] | None = None) -> Shown 
 
 
 def _svg_title(svg: str) -> str:
-    match = re.search(r"<title>([^<]+)</title>", svg)
+    """The SVG's own text alternative: its `<desc>` (a description in words), else its first `<title>`."""
+    match = re.search(r"<desc\b[^>]*>([^<]+)</desc>", svg) or re.search(r"<title\b[^>]*>([^<]+)</title>", svg)
     return html.unescape(match[1]).strip() if match else ""
 
 
