@@ -74,7 +74,7 @@ def test_course_grades_right_wrong_and_broken_submissions(tmp_path):
     solution = course.ROOT / "solutions" / "resnet_v1" / "residual_block.py"
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
     assert "2 * 9 * c * c" in solution.read_text() and "2 * 9 * c * c" not in text
-    assert "raise NotImplementedError()" in text  # what a student replaces
+    assert "YOUR CODE HERE" in text  # nbgrader's stub in place of the solution: what a student replaces
 
     student = json.loads(text)
     right = "def basic_block_params(c):\n    return 18 * c * c + 4 * c\n"
