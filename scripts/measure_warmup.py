@@ -1,83 +1,74 @@
 """What does the 0.01 warm-up change? Training loss, iteration by iteration, with and without it.
 
-The setting is the small digits problem of the ablation chapter (16×16 inputs, batch 128, SGD with
-lr 0.1, momentum 0.9, weight decay 1e-4): `digits_setup(epochs=3, warmup_epochs=W)` with W = 0 (lr 0.1
-from the first step) or W = 3 (lr 0.01 for all 36 iterations measured), for plain and residual nets
-at 20 and 56 layers, seeds 0, 1, 2. One CPU thread, so the numbers repeat on the same machine.
+The setting: scikit-learn's 1,797 handwritten digits resized to 16×16 (bilinear), the grey channel
+repeated three times, 297 held out and the other 1,500 normalised with their mean and standard deviation,
+no augmentation; minibatches of 128, SGD with lr 0.1, momentum 0.9, weight decay 1e-4. Each run trains for
+36 iterations (3 epochs) with lr 0.1 from the first step, or with lr 0.01 for all 36 (the warm-up), for
+plain and residual nets at 20 and 56 layers, seeds 0, 1, 2. One CPU thread, so the numbers repeat on the
+same machine.
 
-    python scripts/measure_warmup.py      # about 6 minutes of one CPU core
+    make warmup      # = python scripts/measure_warmup.py; about 6 minutes of one CPU core
 
 writes docs/assets/training/warmup.csv (one row per iteration) and warmup.png.
 """
 
 import argparse
 import csv
+import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch.nn import functional as nnf
+from torch.utils.data import TensorDataset
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from dataclasses import replace  # noqa: E402
-
-from torch.nn import functional as nnf  # noqa: E402
-from torch.utils.data import TensorDataset  # noqa: E402
 
 from labml_style_src.ablation.degradation import plain_cifar  # noqa: E402
 from labml_style_src.resnet_v1.cifar import cifar_resnet  # noqa: E402
 from labml_style_src.training.loop import train_step  # noqa: E402
 from labml_style_src.training.recipe import PAPER, LoaderBatches, make_optimizer  # noqa: E402
 
-
-def digits_16(n_test: int = 297, seed: int = 0):
-    """scikit-learn's digits at 16×16 (bilinear from 8×8), 3 channels, normalised; 297 held out. The data of the
-    committed measurement (the ablation chapter itself now trains on the digits at 8×8)."""
-    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
-
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32)[:, None]  # [1797, 1, 8, 8], values 0..16
-    x = nnf.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
-    y = torch.tensor(digits.target)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    test, train = order[:n_test], order[n_test:]
-    mean, std = x[train].mean(), x[train].std()
-    return (x[train] - mean) / std, y[train], (x[test] - mean) / std, y[test]
-
-
-def digits_setup(epochs=20, warmup_epochs=3, batch_size=128, seed=0):
-    """The paper's optimiser (SGD, momentum 0.9, wd 1e-4, batch 128); lr 0.01 for `warmup_epochs`, then 0.1."""
-    x_train, y_train, x_test, y_test = digits_16(seed=seed)
-    batches = LoaderBatches(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), batch_size, seed)
-    steps = -(-len(x_train) // batch_size)
-    recipe = replace(PAPER, batch_size=batch_size, milestones=(), max_iters=epochs * steps,
-                     warmup_lr=0.01, warmup_iters=warmup_epochs * steps, n_val=len(x_test))
-    return batches, recipe
-
-
 BUILDERS = {"plain": plain_cifar, "ResNet": cifar_resnet}
-EPOCHS = 3  # 36 iterations of 128 images: the length of the ablation's warm-up
+BATCH, EPOCHS = 128, 3  # 3 epochs of 1,500 images: 36 iterations
 FIELDS = ("kind", "depth", "warmup_iters", "seed", "iteration", "lr", "loss", "err")
 
 
-def run_one(kind: str, depth: int, warmup_epochs: int, seed: int, iters: int | None = None):
+def digits_16(seed: int, n_held_out: int = 297):
+    """The training digits at 16×16, [1500, 3, 16, 16], normalised, and their labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None]  # [1797, 1, 8, 8]
+    x = nnf.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    train = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[n_held_out:]
+    x, y = x[train], torch.tensor(digits.target)[train]
+    return (x - x.mean()) / x.std(), y
+
+
+def run_one(kind: str, depth: int, warmup: bool, seed: int, iters: int | None = None):
     """One run's rows: the loss and error (%) of each training minibatch, before its SGD step."""
-    batches, recipe = digits_setup(epochs=EPOCHS, warmup_epochs=warmup_epochs, seed=seed)
+    x, y = digits_16(seed)
+    batches = LoaderBatches(TensorDataset(x, y), None, BATCH, seed)
+    steps = EPOCHS * math.ceil(len(x) / BATCH)
+    recipe = replace(PAPER, batch_size=BATCH, milestones=(), max_iters=steps, warmup_lr=0.01,
+                     warmup_iters=steps if warmup else 0)
     torch.manual_seed(seed)
     model = BUILDERS[kind](depth).train()
     optimizer, schedule = make_optimizer(model, recipe)
     rows, iteration = [], 0
     for epoch in range(EPOCHS):
-        for x, y in batches.train(epoch):
+        for xb, yb in batches.train(epoch):
             lr = optimizer.param_groups[0]["lr"]
-            loss, wrong = train_step(model, optimizer, x, y)
+            loss, wrong = train_step(model, optimizer, xb, yb)
             schedule.step()
             iteration += 1
             rows.append(dict(kind=kind, depth=depth, warmup_iters=recipe.warmup_iters,
                              seed=seed, iteration=iteration, lr=lr, loss=loss.item(),
-                             err=100 * wrong.item() / len(y)))
+                             err=100 * wrong.item() / len(yb)))
             if iteration == iters:
                 return rows
     return rows
@@ -137,10 +128,10 @@ def main(argv=None):
     rows, start = [], time.process_time()
     for kind in BUILDERS:
         for depth in (20, 56):
-            for warmup_epochs in (0, EPOCHS):
+            for warmup in (False, True):
                 for seed in (0, 1, 2):
-                    rows += run_one(kind, depth, warmup_epochs, seed)
-                    print(kind, depth, "warm-up" if warmup_epochs else "no warm-up", "seed", seed,
+                    rows += run_one(kind, depth, warmup, seed)
+                    print(kind, depth, "warm-up" if warmup else "no warm-up", "seed", seed,
                           f"max loss {max(r['loss'] for r in rows[-36:]):.2f}", flush=True)
     with open(out / "warmup.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)

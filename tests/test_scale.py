@@ -509,11 +509,12 @@ def test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers(tmp_path):
 # SyncBatchNorm on 2 GPUs (NCCL, torchrun) trains like one process with the whole batch. Needs two CUDA devices.
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
-def test_syncbn_matches_one_process_on_cuda(patterns_root, tmp_path):
+def test_syncbn_matches_one_process_on_cuda(patterns_root, tmp_path, monkeypatch):
     cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH, epochs=2,
                         bn="sync", device="cuda", progress=False)
     torchrun(*run_args(cfg))
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # as in the children
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # full float32, as in the children
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     single = replace(cfg, run_dir=str(tmp_path / "one"), bn="train", batch_size=2 * BATCH)
     ddp.train(single)
     plain = replace(cfg, run_dir=str(tmp_path / "plain-2"), bn="train")

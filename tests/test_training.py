@@ -319,7 +319,7 @@ def test_committed_warmup_measurement():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the committed run
     try:
-        again = measure.run_one("ResNet", 56, 0, 1, iters=4)
+        again = measure.run_one("ResNet", 56, False, 1, iters=4)
     finally:
         torch.set_num_threads(threads)
     for a, b in zip(again, run("ResNet", 56, 0, 1)[:4], strict=True):

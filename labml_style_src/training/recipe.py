@@ -302,11 +302,11 @@ if __name__ == "__main__":
 # ## Does the warm-up matter? A measurement
 #
 # Is the warm-up more than a ResNet-110 detail? `make warmup` (`scripts/measure_warmup.py`,
-# 355 s of CPU time on one core) trains plain and residual nets at 20 and 56 layers for their
-# first 36 iterations, with and without a 0.01 warm-up, 3 seeds each, on the small digits
-# problem of the [ablation chapter](../ablation/degradation.md) (16×16 inputs, batch 128, lr
-# 0.1, the paper's momentum and weight decay), and writes `docs/assets/training/warmup.csv`
-# and this figure:
+# 355 s of CPU time on one core) trains plain nets (the [ablation chapter](../ablation/degradation.md)'s)
+# and ResNets at 20 and 56 layers for their first 36 iterations, with and without a 0.01
+# warm-up, 3 seeds each, on a small problem: scikit-learn's digits at 16×16, 1,500 training
+# images, no augmentation, minibatches of 128, lr 0.1 and the paper's momentum and weight
+# decay. It writes `docs/assets/training/warmup.csv` and this figure:
 #
 # [![Training loss in the first 36 iterations, with and without warm-up, of plain and residual nets at 20 and 56 layers](../assets/training/warmup.png)](../assets/training/warmup.png)
 #
