@@ -11,6 +11,7 @@ import re
 from mkdocs.structure.files import Files
 from mkdocs.utils import get_relative_url
 
+from . import math
 from .pages import PACKAGE, Page
 from .source import render, test_anchors
 
@@ -37,10 +38,13 @@ def test_page_markdown(path) -> str:
     return f"---\n{front}\n---\n\n{intro}{render(path, test_anchors(path), percent=False)}"
 
 
-# mkdocs-jupyter's template loads MathJax (an empty or CDN `src`) and, for diagrams, mermaid from a CDN.
+# mkdocs-jupyter's template loads MathJax (an empty or CDN `src`) and, for diagrams, mermaid from a CDN; it also
+# inlines JupyterLab's whole stylesheet (~590 KB) into every view. The views use the site's own small stylesheet
+# (docs/assets/css/notebook.css, in the site's palette, light and dark) instead.
 _CDN_SCRIPTS = re.compile(r'<script[^>]*\bsrc="(?:https?://[^"]*)?"[^>]*>\s*</script>'
                           r'|<script type="text/x-mathjax-config">.*?</script>'
-                          r'|<script type="module">(?:(?!</script>).)*mermaid.*?</script>', re.S)
+                          r'|<script type="module">(?:(?!</script>).)*mermaid.*?</script>'
+                          r'|<style[^>]*>.*?</style>', re.S)
 _RELATIVE = re.compile(r'(href|src)="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]*)(#[^"]*)?"')
 
 
@@ -56,6 +60,15 @@ def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files
         return f'{attr}="{url(posixpath.normpath(posixpath.join(source.chapter, target)))}{anchor}"'
 
     html_text = _RELATIVE.sub(rebase, _CDN_SCRIPTS.sub("", html_text))
+    # Code in Material's `.highlight` (its token colours, light and dark); math typeset at build time.
+    html_text = math.dollars(html_text.replace('class="highlight-ipynb', 'class="highlight highlight-ipynb'))
     bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">Side-by-side view</a> '
            f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">Download .ipynb</a></p>')
     return bar + html_text
+
+
+def typeset_toc(items) -> None:
+    """Headings with `$…$` in a notebook view's table of contents, typeset like the page."""
+    for item in items:
+        item.title = math.dollars(item.title)
+        typeset_toc(item.children)

@@ -225,7 +225,8 @@ def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = Tr
             body = "\n".join(f'<span class="lb-line"{_id(anchors.get(n))} data-ln="{n}">{lines_html[n]}</span>'
                              for n, _ in row.code)
             listing = f'<div class="highlight no-copy"><pre><code>{body}\n</code></pre></div>' if row.code else ""
-            parts.append(f'<div class="lb-code">{button}{listing}{shown_output}</div>')
+            # The code column stays out of the search index: readers search the prose, names and headings.
+            parts.append(f'<div class="lb-code" data-search-exclude>{button}{listing}{shown_output}</div>')
         parts.append("</div>")
     parts.append("</div>")
     return "\n".join(parts) + "\n"
