@@ -18,9 +18,8 @@ from mkdocs.structure.pages import Page as MkDocsPage
 for _name in [n for n in sys.modules if n == "site_render" or n.startswith("site_render.")]:
     del sys.modules[_name]
 
-from site_render import math, mkdocs_glue  # noqa: E402
+from site_render import execute, math, mkdocs_glue  # noqa: E402
 from site_render.pages import Page, discover  # noqa: E402
-from site_render.notebook import notebook_json  # noqa: E402
 from site_render.source import ROOT  # noqa: E402
 
 TESTS = ROOT / "tests"
@@ -44,12 +43,12 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 @event_priority(100)  # before mkdocs-jupyter's on_files, so that it sees the notebook views
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    for _, pages in _site:
-        for page in pages:
-            files.append(File.generated(config, page.uri, content=mkdocs_glue.page_markdown(page)))
-            # a real File under the repository root: mkdocs-jupyter reads the source from `abs_src_path`
-            files.append(File(page.notebook_uri, str(ROOT), config["site_dir"], config["use_directory_urls"]))
-            files.append(File.generated(config, page.ipynb_uri, content=notebook_json(page.path)))
+    """Each page executed (or taken from the cache), then its files; then the test pages."""
+    pages = [page for _, chapter in _site for page in chapter]
+    executed = execute.executed_all([page.path for page in pages])
+    for page in pages:
+        for file in mkdocs_glue.page_files(page, executed[page.path], config):
+            files.append(file)
     for path in _tests:
         files.append(File.generated(config, f"tests/{path.stem}.md", content=mkdocs_glue.test_page_markdown(path)))
     return files

@@ -1,4 +1,4 @@
-"""Shared set-up: the list of pages, the site build, and the runners that execute a page three ways."""
+"""Shared set-up: the renderer's modules, the list of pages, the site build."""
 
 import os
 import random
@@ -19,7 +19,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 # The renderer: the package beside the MkDocs hook (MkDocs puts hooks/ on sys.path while loading the hook).
 sys.path.insert(0, str(ROOT / "hooks"))
-from site_render import pages, source  # noqa: E402
+from site_render import notebook, pages, source  # noqa: E402
 
 PAGES = [page for _, chapter in pages.discover() for page in chapter]
 
@@ -58,38 +58,18 @@ def isolated_rng():
         torch.cuda.set_rng_state_all(saved[3])
 
 
-class PageError(AssertionError):
-    """A page failed to run; the message names the file and the cell."""
-
-
-def run_notebook(notebook, cwd: Path, env: dict, label: str) -> float:
-    """Execute a notebook with nbclient in `cwd`; returns seconds. On error: which file, which cell, what."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}})
-    start = time.perf_counter()
-    try:
-        client.execute(env={**os.environ, **env})
-    except CellExecutionError as error:
-        cells = [c for c in notebook.cells if c.cell_type == "code"]
-        failed = next((i for i, c in enumerate(cells)
-                       if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        where = "unknown cell"
-        if failed is not None:
-            first = next((l for l in cells[failed].source.splitlines() if l.strip()), "")
-            where = f"code cell {failed + 1} (starting {first.strip()!r})"
-        raise PageError(f"{label}: {where} raised {error.ename}: {error.evalue}") from None
-    return time.perf_counter() - start
-
-
 def jupytext_notebook(text: str):
+    """A page's own notebook (what Jupyter shows when it opens the source), ready to run."""
     import jupytext
 
-    notebook = jupytext.reads(text, fmt=source.JUPYTEXT)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return notebook
+    return notebook.with_kernel(jupytext.reads(text, fmt=source.JUPYTEXT))
+
+
+def assert_hint_keeps_answer(info, *right: str) -> None:
+    """A checker rejected a wrong answer (`info` from `pytest.raises`) with a hint, not the solution: its message
+    is not empty and contains none of the strings in `right`."""
+    message = str(info.value)
+    assert message and not [r for r in right if r in message], message
 
 
 TIMINGS: dict[str, float] = {}

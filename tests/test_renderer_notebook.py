@@ -4,9 +4,9 @@ pages is inlined, so the notebook runs where this project is not installed."""
 import nbformat
 import pytest
 
-from conftest import PageError, jupytext_notebook, run_notebook, source
+from conftest import notebook, source
 from renderer_fixtures import make_package, write
-from site_render import notebook
+from site_render import execute
 
 SourceError = source.SourceError
 
@@ -57,9 +57,7 @@ def test_notebook_inlines_imports_and_runs_standalone(tmp_path):
     assert not [l for l in text.splitlines() if l.lstrip().startswith(package_imports)]
     nb = nbformat.reads(notebook.notebook_json(path, root=tmp_path), as_version=4)
     nbformat.validate(nb)
-    run = tmp_path / "run"
-    run.mkdir()
-    run_notebook(nb, run, {"PYTHONPATH": ""}, "user.ipynb")
+    execute.execute(nb, path, {"PYTHONPATH": ""})  # in a new empty folder, checking the package is not importable
     assert nb.cells[-1].outputs[0]["text"].strip() == "3.1416"
 
 
@@ -76,11 +74,3 @@ def test_import_of_a_missing_page_is_an_error(tmp_path):
     make_package(tmp_path, {"user": USER}, ["user"])
     with pytest.raises(SourceError, match=r"imports labml_style_src\.ch\.base"):
         notebook.notebook_text(tmp_path / "labml_style_src" / "ch" / "user.py", root=tmp_path)
-
-
-# A cell that raises: the error names the file and the cell, not just a kernel traceback.
-def test_a_cell_that_raises_names_file_and_cell(tmp_path):
-    path = write(tmp_path, "# %% [markdown]\n# # T\n#\n# d\n\n# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
-    message = r"page\.py: code cell 2 \(starting \"raise ValueError\('boom'\)\"\) raised ValueError: boom"
-    with pytest.raises(PageError, match=message):
-        run_notebook(jupytext_notebook(path.read_text()), tmp_path, {}, str(path))

@@ -84,3 +84,17 @@ def test_unlisted_and_missing_pages_are_errors(tmp_path):
     src = make_package(tmp_path / "3", {"a": "# %%\nx = 1\n"}, ["a"])
     with pytest.raises(SourceError, match="must start with '# # Title'"):
         pages.discover(src)
+
+
+# Through Markdown (md_in_html, as the site builds it) the code column stays one block: a cell with blank lines
+# and its outputs end up inside the same `.lb-code` (a blank line in raw HTML would end the block early).
+def test_outputs_stay_inside_the_code_column_through_markdown(tmp_path):
+    import markdown
+
+    path = write(tmp_path, "# %% [markdown]\n# # T\n#\n# d\n\n# %%\nx = 1\n\ny = 2\n")
+    output = '<div class="lb-output"><pre class="lb-out-text">a&#10;&#10;b</pre></div>'
+    body = source.render(path, outputs={1: output})
+    out = markdown.markdown(body, extensions=["md_in_html", "attr_list"])
+    assert "<p></div>" not in out and "<p><div" not in out
+    code = out[out.index('<div class="lb-code">'):]
+    assert out.count('<div class="lb-code">') == 1 and 'data-ln="9"' in code and 'class="lb-output"' in code

@@ -1,10 +1,13 @@
 """The built site: `mkdocs build --strict`, every page in both views with its notebook, nothing fetched from another
 host, and a real browser (Debian's chromium through Playwright) looking at it at desktop and phone widths."""
 
+import ast
 import functools
 import http.server
+import json
 import os
 import re
+import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import urljoin
@@ -12,7 +15,7 @@ from urllib.parse import urljoin
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, PAGES, pages
+from conftest import ARTIFACTS, PAGES, ROOT, pages
 from site_render import mkdocs_glue
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,6 +35,60 @@ def test_build_has_every_page_in_both_views(built_site):
         nbformat.validate(nbformat.reads(download.read_text(), as_version=4))
         assert f"<title>{page.title}" in side.read_text().replace("&amp;", "&")
     print(f"mkdocs build --strict: {seconds:.1f} s")
+
+
+DATA_PAGE = next(p for p in PAGES if (p.chapter, p.name) == ("training", "data"))
+
+
+def _prints_or_plots(code: str) -> bool:
+    """A cell whose `if __name__ == "__main__":` block calls print, plt.show or display."""
+    tree = ast.parse(code)
+    mains = [n for n in tree.body if isinstance(n, ast.If) and "__name__" in ast.unparse(n.test)]
+    calls = [c for m in mains for c in ast.walk(m) if isinstance(c, ast.Call)]
+    return any(ast.unparse(c.func) in ("print", "plt.show", "display") for c in calls)
+
+
+# Every page shows what its code computes: an output area on the side-by-side page, outputs in the notebook view,
+# outputs kept in the download for every cell that prints or plots; figures are files, never base64 in a page;
+# nothing shows a path of the machine that built the site.
+def test_every_page_shows_its_outputs(built_site):
+    site, _ = built_site
+    machine = [str(ROOT), tempfile.gettempdir() + "/", str(Path.home()) + "/"]
+    for page in PAGES:
+        side = (site / page.chapter / page.name / "index.html").read_text()
+        view = (site / "labml_style_src" / page.chapter / page.name / "index.html").read_text()
+        download = nbformat.reads((site / "labml_style_src" / page.chapter / f"{page.name}.ipynb").read_text(),
+                                  as_version=4)
+        assert 'class="lb-output"' in side, f"{page.uri}: no output on the side-by-side page"
+        assert "jp-OutputArea-output" in view, f"{page.notebook_uri}: no output in the notebook view"
+        assert not re.search(r'<img[^>]*src="data:', side + view), f"{page.uri}: a figure inline as base64"
+        assert "<p></div>" not in side and "<p><div" not in side, f"{page.uri}: raw HTML split by Markdown"
+        silent = [c.source[:120] for c in download.cells
+                  if c.cell_type == "code" and _prints_or_plots(c.source) and not c.outputs]
+        assert not silent, f"{page.name}.ipynb: cells that print or plot have no output: {silent}"
+        text = side + view + json.dumps(download)
+        assert not [m for m in machine if m in text], f"{page.uri} shows a path of the building machine"
+
+
+# The data page's grid of images: an <img> in both views whose file is a real picture, not a blank.
+def test_data_page_shows_an_image_grid(built_site):
+    from PIL import Image
+
+    site, _ = built_site
+    side = site / DATA_PAGE.chapter / DATA_PAGE.name
+    for folder in (side, site / "labml_style_src" / DATA_PAGE.chapter / DATA_PAGE.name):
+        html = (folder / "index.html").read_text()
+        figures = [dict(re.findall(r'(\w+)="([^"]*)"', tag)) for tag in re.findall(r"<img [^>]+>", html)]
+        figures = [f for f in figures if f.get("class") == "lb-out-figure"]
+        assert figures, f"{folder}: no figure"
+        assert all(f["alt"] and f["loading"] == "lazy" for f in figures), figures
+        path = (folder / figures[0]["src"]).resolve()
+        assert path.stat().st_size > 10_000, path
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.width >= 400 and image.height >= 150, image.size
+            assert len(image.convert("L").getcolors(maxcolors=1 << 16)) > 16  # many shades: a picture, not a blank
 
 
 # Nothing in the site points the browser at another host: no CDN script, stylesheet, font or image.
@@ -84,7 +141,8 @@ def test_notebook_view_links_are_re_aimed_from_its_url(tmp_path):
 
     page = pages.Page("ch", "p", tmp_path / "p.py", "P", "d")
     files = Files([File(uri, str(tmp_path), str(tmp_path / "site"), True)
-                   for uri in ("ch/p.md", "tests/test_x.md", "ch/p/fig.png", "labml_style_src/ch/p.ipynb")])
+                   for uri in ("ch/p.md", "tests/test_x.md", "ch/p/fig.png", "labml_style_src/ch/p.ipynb",
+                               "labml_style_src/ch/p/index.ipynb")])
     html = ('<a href="../tests/test_x.md#test_a">t</a><img src="p/fig.png"/>'
             '<a href="https://example.org/">e</a><a href="#local">l</a><img src="data:image/png;base64,AA"/>')
     out = mkdocs_glue.notebook_view_html(html, page, "labml_style_src/ch/p/", files)
@@ -95,7 +153,7 @@ def test_notebook_view_links_are_re_aimed_from_its_url(tmp_path):
     # The side-by-side page links to its other views with Markdown links between source files (MkDocs checks them).
     page.path.write_text("# %% [markdown]\n# # P\n#\n# d\n\n# %%\nx = 1\n")
     bar = mkdocs_glue.page_markdown(page)
-    assert "[Notebook view](../labml_style_src/ch/p.py)" in bar
+    assert "[Notebook view](../labml_style_src/ch/p/index.ipynb)" in bar
     assert "[Download .ipynb](../labml_style_src/ch/p.ipynb)" in bar
 
 
@@ -376,4 +434,69 @@ def test_search_finds_a_page(browser, server):
     page.keyboard.type("bottleneck", delay=20)  # typed, as a reader does (Material listens to key events)
     page.wait_for_selector(".md-search-result__item", timeout=15000)
     assert page.locator(".md-search-result__item").count() >= 1
+    visit.close(server)
+
+
+OUTPUTS = """() => [...document.querySelectorAll('.lb-output')].map(out => {
+    const code = out.parentElement.querySelector('pre > code');
+    const o = out.getBoundingClientRect();
+    const c = code ? code.getBoundingClientRect() : o;
+    return {below: o.top >= c.bottom - 1, aligned: Math.abs(o.left - c.left) < 2,
+            visible: o.height > 0 && o.width > 0 && getComputedStyle(out).visibility === 'visible',
+            inside: o.right <= document.documentElement.clientWidth + 1};
+})"""
+
+
+# Outputs in a real browser, at desktop and phone widths: each output area sits right below its code, in the
+# code column; every figure loads (they are lazy: scrolled to first); nothing leaves 127.0.0.1.
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1440, 390])
+def test_outputs_in_a_browser(browser, server, width):
+    visit = Visit(browser, f"{server}/{DATA_PAGE.chapter}/{DATA_PAGE.name}/", width, 900)
+    page = visit.page
+    boxes_ = page.evaluate(OUTPUTS)
+    assert boxes_ and all(b["below"] and b["aligned"] and b["visible"] and b["inside"] for b in boxes_), boxes_
+    figures = page.locator(".lb-output img")
+    assert figures.count() >= 1
+    for i in range(figures.count()):
+        figures.nth(i).scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('.lb-output img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=15000)
+    figures.first.screenshot(path=str(ARTIFACTS / f"output_figure_{width}.png"))
+    page.locator(".lb-output").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"outputs_{width}.png"))
+    visit.page.goto(f"{server}/labml_style_src/{DATA_PAGE.chapter}/{DATA_PAGE.name}/", wait_until="networkidle")
+    page.wait_for_selector(".jp-OutputArea-output img", state="attached")  # the notebook view shows it too
+    page.locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output img')]"
+                           ".filter(i => i.getBoundingClientRect().top < innerHeight).every(i => i.naturalWidth > 0)")
+    visit.close(server)
+
+
+FIT = """(limit) => {
+    const bad = [];
+    for (const code of document.querySelectorAll('.lb-code pre > code')) {
+        const style = getComputedStyle(code);
+        const right = code.getBoundingClientRect().right - parseFloat(style.paddingRight);
+        for (const line of code.querySelectorAll('.lb-line')) {
+            if (line.textContent.length > limit) continue;
+            const range = document.createRange();
+            range.selectNodeContents(line);
+            if (range.getBoundingClientRect().right > right + 0.5) bad.push('clipped: ' + line.textContent);
+        }
+        if (code.scrollWidth > code.clientWidth + 1 && !['auto', 'scroll'].includes(style.overflowX))
+            bad.push('cannot scroll: ' + code.textContent.slice(0, 60));
+    }
+    return bad;
+}"""
+
+
+# At 1440 px every code line of up to 88 characters (the pages' limit) is fully visible in the code column, and a
+# block with longer lines scrolls sideways instead of clipping them.
+@pytest.mark.browser
+def test_code_column_shows_88_characters_at_1440(browser, server):
+    visit = Visit(browser, f"{server}/", 1440, 900)
+    for page in PAGES:
+        visit.page.goto(f"{server}/{page.chapter}/{page.name}/", wait_until="load")
+        assert visit.page.evaluate(FIT, 88) == [], page.uri
     visit.close(server)

@@ -1,44 +1,75 @@
-"""Fidelity tests for the training chapter: the data files, the paper's recipe, the loop and the fast path.
+"""Fidelity tests for the training chapter: the data files, the paper's recipe, the loop, the fast path.
 
 No network anywhere: CIFAR-10 is replaced by folders in the real CIFAR-10 format that the tests write.
 """
 
+import importlib.util
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 from torch.nn import functional as nnf
+from torch.utils.data import TensorDataset
 from torchvision.datasets import CIFAR10
 
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import (
     CIFAR10_CLASSES,
     CIFAR10Files,
-    check_row_to_image,
+    check_split,
     class_counts,
     digits_as_cifar,
     load_cifar10,
+    plot_class_counts,
     show_examples,
     write_cifar_format,
+)
+from labml_style_src.training.fast_gpu import (
+    DeviceBatches,
+    check_black_padding,
+    crop_flip,
+    fast_options,
+    random_crop_flip,
+)
+from labml_style_src.training.loop import (
+    CheckpointError,
+    check_accumulation,
+    fit,
+    plot_metrics,
+    read_metrics,
+    train_step,
 )
 from labml_style_src.training.recipe import (
     PAPER,
     PAPER_RESNET110,
-    CheckpointError,
+    LoaderBatches,
     Recipe,
     check_lr,
     cifar_batches,
-    fit,
     lr_at,
+    make_optimizer,
     paper_transform,
     per_pixel_mean,
-    plot_metrics,
-    read_metrics,
+    plot_schedule,
     train_val_split,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "docs" / "assets" / "training"
+PAGES = ROOT / "labml_style_src" / "training"
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_cifar(root, per_batch=10, seed=0):
@@ -58,13 +89,20 @@ def digits_root(tmp_path_factory):
     return root
 
 
+def assert_hint(error, *not_in):
+    """A checker's failure gives a hint, and not the values it compares against."""
+    message = str(error.value)
+    assert "Hint" in message, message
+    assert not any(s in message for s in not_in), message
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Data
 
 
 # torchvision's real `CIFAR10` loading code reads a folder that `write_cifar_format` wrote: the images,
 # labels and class names come back exactly. `CIFAR10Files` only replaces the file table (no MD5s).
-def test_torchvision_reads_our_cifar_files(tmp_path):
+def test_torchvision_reads_our_cifar_files(tmp_path, monkeypatch):
     images, labels, n = tiny_cifar(tmp_path)
     assert CIFAR10Files.__init__ is CIFAR10.__init__ and CIFAR10Files._load_meta is CIFAR10._load_meta
     train = load_cifar10(tmp_path, train=True, verify_md5=False)
@@ -75,6 +113,8 @@ def test_torchvision_reads_our_cifar_files(tmp_path):
     assert train.classes == list(CIFAR10_CLASSES)
     image, label = train[3]
     assert isinstance(image, Image.Image) and image.size == (32, 32) and label == labels[3]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert np.array_equal(load_cifar10("~", verify_md5=False).data, train.data)  # "~" as torchvision
     # The official checksums stay on by default: our files are not the real CIFAR-10, and we say so.
     with pytest.raises(ValueError, match="MD5"):
         load_cifar10(tmp_path, train=True)
@@ -85,7 +125,7 @@ def test_missing_cifar_says_where_to_put_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="download=True") as e:
         load_cifar10(tmp_path / "nothing")
     assert "cifar-10-batches-py" in str(e.value) and "data_batch_1" in str(e.value)
-    assert "cifar-10-python.tar.gz" in str(e.value)
+    assert "cifar-10-python.tar.gz" in str(e.value) and "170,498,071 bytes" in str(e.value)
 
 
 def test_write_cifar_format_rejects_wrong_shapes(tmp_path):
@@ -93,48 +133,111 @@ def test_write_cifar_format_rejects_wrong_shapes(tmp_path):
         write_cifar_format(tmp_path, np.zeros((2, 3, 32, 32)), [0, 1], np.zeros((1, 32, 32, 3)), [0], "ab")
 
 
-# `show_examples` and `class_counts` work on any list of (image, label) pairs, not only on CIFAR10.
+# `show_examples`, `class_counts` and `plot_class_counts` work on any list of (image, label) pairs.
 def test_show_examples_and_counts_on_any_dataset():
-    pairs = [(torch.rand(3, 8, 8), i % 3) for i in range(10)]
-    fig = show_examples(pairs, class_names=["a", "b", "c"], rows=2, cols=3)
+    pairs = [(torch.randn(3, 8, 8), i % 3) for i in range(10)]  # negative values too
+    fig = show_examples(pairs, class_names=["a", "b", "c"], rows=2, cols=3, title="t")
     titles = [ax.get_title() for ax in fig.axes]
     assert len(fig.axes) == 6 and set(titles) <= {"a (0)", "b (1)", "c (2)"}
+    assert fig._suptitle.get_text() == "t"
     assert class_counts(pairs) == {0: 4, 1: 3, 2: 3}
+    fig = plot_class_counts({"train": pairs, "test": pairs[:4]}, ["a", "b", "c"])
+    heights = [int(p.get_height()) for p in fig.axes[0].patches]
+    assert heights == [4, 3, 3, 2, 1, 1]
 
 
-def test_check_row_to_image():
-    check_row_to_image(lambda row: np.asarray(row).reshape(3, 32, 32).transpose(1, 2, 0))
-    with pytest.raises(AssertionError):
-        check_row_to_image(lambda row: np.asarray(row).reshape(32, 32, 3))
+def test_check_split():
+    def stratified(labels, n_val, seed):  # a right answer: per class, largest remainders get the rounding
+        labels = np.asarray(labels)
+        rng = np.random.default_rng(seed)
+        classes, counts = np.unique(labels, return_counts=True)
+        share = n_val * counts / len(labels)
+        take = np.floor(share).astype(int)
+        take[np.argsort(share - take)[::-1][: n_val - take.sum()]] += 1
+        val = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)])
+        return np.setdiff1d(np.arange(len(labels)), val), val
+
+    check_split(stratified)
+
+    def random_split(labels, n_val, seed):  # a wrong one: ignores the classes
+        return train_val_split(len(labels), n_val, seed)
+
+    with pytest.raises(AssertionError, match="held-out images; its share") as e:
+        check_split(random_split)
+    assert_hint(e)
+
+    def one_short(labels, n_val, seed):  # wrong: one image too few held out
+        train, val = stratified(labels, n_val, seed)
+        return np.append(train, val[-1]), val[:-1]
+
+    with pytest.raises(AssertionError, match="expected 297 held-out"):
+        check_split(one_short)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The recipe (He et al. 2015, §4.2)
 
 
-# The paper's numbers: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 128, stop at 64k, 45k/5k split.
+# The paper's numbers: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 128, ÷10 at 32k and 48k, stop at
+# 64k; trained on all 50k training images and evaluated on the test set (n_val = 0).
 def test_paper_recipe_numbers():
     assert (PAPER.lr, PAPER.momentum, PAPER.weight_decay, PAPER.batch_size) == (0.1, 0.9, 1e-4, 128)
     assert PAPER.milestones == (32_000, 48_000) and PAPER.gamma == 0.1 and PAPER.max_iters == 64_000
-    assert PAPER.n_val == 5_000 and PAPER.warmup_iters == 0
-    assert (PAPER_RESNET110.warmup_lr, PAPER_RESNET110.warmup_iters) == (0.01, 400)
+    assert PAPER.n_val == 0 and PAPER.warmup_iters == 0
+    assert PAPER_RESNET110 == replace(PAPER, warmup_lr=0.01, warmup_iters=400)
     with pytest.raises(ValueError, match="increasing"):
         Recipe(milestones=(48_000, 32_000))
     with pytest.raises(ValueError, match="warmup_lr"):
         Recipe(warmup_iters=10)
+    with pytest.raises(ValueError, match="n_val"):
+        Recipe(n_val=-1)
+
+
+# The default pipeline on a CIFAR-format folder (written by the test, read by torchvision) trains on every image
+# of the five training files and evaluates on the test file; the 45k/5k option (here 45/5) holds part of the
+# training files out instead, and the held-out images never reach training. The per-pixel mean is that of the
+# images trained on.
+def test_paper_pipeline_trains_on_the_training_set_and_tests_on_the_test_set(tmp_path):
+    images, labels, n = tiny_cifar(tmp_path)
+    paper = cifar_batches(tmp_path, PAPER, verify_md5=False)
+    assert len(paper.train_set) == n == 50 and len(paper.held_out_set) == 10
+    assert paper.train_set.train and not paper.held_out_set.train  # the test file
+    assert np.array_equal(paper.held_out_set.data, images[n:])
+    assert torch.allclose(paper.train_set.transform.transforms[2].mean, per_pixel_mean(images[:n]))
+
+    selection = cifar_batches(tmp_path, replace(PAPER, n_val=5), verify_md5=False)
+    train_idx, val_idx = selection.train_set.indices, selection.held_out_set.indices
+    assert len(train_idx) == 45 and len(val_idx) == 5 and set(train_idx).isdisjoint(val_idx)
+    assert selection.held_out_set.dataset.train  # taken from the training files
+    mean = selection.held_out_set.dataset.transform.transforms[2].mean
+    assert torch.allclose(mean, per_pixel_mean(images[:n][train_idx]))
+
+
+# 50,000 training images in minibatches of 128: a real DataLoader, as the batch source builds it, makes 391
+# iterations per epoch (the last one of 80 images), so 64k iterations end in epoch 164; 45,000 images make 352
+# iterations, about 182 epochs.
+def test_iterations_per_epoch_on_50k_and_45k():
+    for n, per_epoch, epochs in ((50_000, 391, 164), (45_000, 352, 182)):
+        batches = LoaderBatches(TensorDataset(torch.zeros(n, 0)), None, PAPER.batch_size)
+        loader = batches.loader(0)
+        sizes = [len(b) for b in loader.batch_sampler]
+        assert len(loader) == len(sizes) == per_epoch and sum(sizes) == n
+        assert round(PAPER.max_iters / per_epoch) == epochs
+    assert sizes[-1] == 45_000 - 351 * 128 and 50_000 - 390 * 128 == 80
+    assert math.ceil(PAPER.max_iters / 391) == 164
 
 
 # lr ÷ 10 at 32k and 48k: the lr the optimizer actually uses at each iteration, read from a real SGD +
 # LambdaLR stepped once per iteration as `fit` does; and ResNet-110's 0.01 warm-up for 400 iterations.
+# The page's figure draws exactly these values.
 def test_lr_schedule_values():
     def lrs(recipe, n):
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_at(it, recipe) / recipe.lr)
+        optimizer, schedule = make_optimizer(nn.Linear(1, 1), recipe)
         out = []
         for _ in range(n):
-            out.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sched.step()
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
         return out
 
     paper = lrs(PAPER, 48_001)
@@ -143,15 +246,24 @@ def test_lr_schedule_values():
     assert math.isclose(paper[48_000], 0.001)
     warm = lrs(PAPER_RESNET110, 402)
     assert math.isclose(warm[0], 0.01) and math.isclose(warm[399], 0.01) and math.isclose(warm[400], 0.1)
+    full, zoom = plot_schedule({"paper": PAPER, "110": PAPER_RESNET110}).axes
+    drawn = full.lines[0].get_ydata()
+    assert len(drawn) == 64_000 and np.allclose(drawn[31_999:32_001], [0.1, 0.01])
+    assert np.allclose(zoom.lines[1].get_ydata()[399:401], [0.01, 0.1])
 
 
 def test_check_lr():
-    def reference(it):
-        return 0.01 if it < 400 else 0.1 * 0.1 ** ((it >= 32_000) + (it >= 48_000))
+    def scaled(it, batch):  # a right answer: same images per lr step, lr × batch/128
+        k = batch / 128
+        return 0.1 * k * 0.1 ** ((it * k >= 32_000) + (it * k >= 48_000))
 
-    check_lr(reference)
-    with pytest.raises(AssertionError, match="iteration 0"):
-        check_lr(lambda it: 0.1 * 0.1 ** ((it >= 32_000) + (it >= 48_000)))
+    check_lr(scaled)
+    with pytest.raises(AssertionError, match="batch 256, iteration 0") as e:
+        check_lr(lambda it, batch: lr_at(it, PAPER))  # the lr not scaled
+    assert_hint(e, "0.2")
+    with pytest.raises(AssertionError, match="batch 256, iteration 16000") as e:
+        check_lr(lambda it, batch: batch / 128 * lr_at(it, PAPER))  # milestones not moved
+    assert_hint(e, "0.02")
 
 
 # The 45k/5k split: disjoint, covering all 50k, the same for the same seed, different for another.
@@ -174,6 +286,7 @@ def test_transforms_shapes_and_augmentation(tmp_path):
     ds = load_cifar10(tmp_path, verify_md5=False)
     mean = per_pixel_mean(ds.data)
     assert mean.shape == (3, 32, 32) and mean.dtype == torch.float32
+    assert torch.allclose(mean, torch.from_numpy(images[:n]).float().mean(0).permute(2, 0, 1) / 255)
     x = torch.from_numpy(images[0]).permute(2, 0, 1).float() / 255 - mean
     test_x = paper_transform(mean, train=False)(ds[0][0])
     assert test_x.shape == (3, 32, 32) and test_x.dtype == torch.float32 and torch.allclose(test_x, x, atol=1e-6)
@@ -188,11 +301,47 @@ def test_transforms_shapes_and_augmentation(tmp_path):
     assert len({tuple(o.flatten()[:50].tolist()) for o in outs}) > 1  # it is random
 
 
+# The committed warm-up measurement (scripts/measure_warmup.py -> docs/assets/training/warmup.csv) says what the
+# recipe page says, in the page's rounding; and the first iterations of one run, re-run here, agree with the file.
+def test_committed_warmup_measurement():
+    measure = load_script("measure_warmup")
+    rows = measure.read_rows(ASSETS / "warmup.csv")
+    assert len(rows) == 2 * 2 * 2 * 3 * 36 and {r["iteration"] for r in rows} == set(range(1, 37))
+
+    def run(kind, depth, warmup, seed):
+        return [r for r in rows if (r["kind"], r["depth"], r["warmup_iters"], r["seed"]) == (kind, depth, warmup, seed)]
+
+    def peak(r):
+        return max(r, key=lambda row: row["loss"])
+
+    no_warm, warm = [run("ResNet", 56, 0, s) for s in range(3)], [run("ResNet", 56, 36, s) for s in range(3)]
+    assert sorted(round(peak(r)["loss"], 1) for r in no_warm)[::2] == [10.7, 16.9]  # "between 10.7 and 16.9"
+    assert sorted(peak(r)["iteration"] for r in no_warm) == [4, 7, 14]
+    assert all(2.05 <= r[-1]["loss"] < 2.25 and 75.5 <= r[-1]["err"] < 86.5 for r in no_warm)  # 2.1-2.2, 76-86 %
+    assert all(r[0]["lr"] == 0.1 and r[-1]["lr"] == 0.1 for r in no_warm)
+    assert all(peak(r)["iteration"] == 1 and peak(r)["loss"] < 3.95 for r in warm)  # "at most 3.9"
+    assert sorted(round(r[-1]["loss"], 2) for r in warm)[::2] == [0.32, 0.49] and all(r[-1]["lr"] == 0.01 for r in warm)
+    assert all(math.isfinite(r["loss"]) for r in rows)
+    assert max(peak(run("plain", 56, 0, s))["loss"] for s in range(3)) < 2.55  # "at most 2.5"
+    for kind in ("plain", "ResNet"):  # the 20-layer nets end lower without the warm-up, every seed
+        assert all(run(kind, 20, 0, s)[-1]["loss"] < run(kind, 20, 36, s)[-1]["loss"] for s in range(3))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the committed run
+    try:
+        again = measure.run_one("ResNet", 56, 0, 1, iters=4)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(again, run("ResNet", 56, 0, 1)[:4], strict=True):
+        assert math.isclose(a["loss"], b["loss"], rel_tol=1e-3) and a["lr"] == b["lr"] == 0.1
+    assert again[-1]["loss"] > 10  # the jump itself, reproduced
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The loop: checkpoints, resume, metrics
 
 
-TINY = replace(PAPER, batch_size=16, milestones=(6,), max_iters=9, n_val=300)
+TINY = replace(PAPER, batch_size=16, milestones=(6,), max_iters=9)
 
 
 def tiny_run(digits_root, run_dir, *, seed=0, on_step=None, recipe=TINY, depth=8):
@@ -272,14 +421,14 @@ def test_bad_checkpoint_is_an_error_not_a_restart(digits_root, tmp_path):
         tiny_run(digits_root, tmp_path, depth=14)
     with pytest.raises(CheckpointError, match="Only max_iters may change"):
         tiny_run(digits_root, tmp_path, recipe=replace(TINY, lr=0.05))
+    with pytest.raises(CheckpointError, match="Only max_iters may change"):
+        tiny_run(digits_root, tmp_path, recipe=replace(TINY, n_val=100))  # another split
     with pytest.raises(FileExistsError, match="resume=True"):
         fit(cifar_resnet(8), None, TINY, tmp_path, resume=False, progress=False)
 
 
 # Metrics are written as CSV and JSON every epoch and agree; the plot is a real, non-empty PNG.
 def test_metrics_files_and_plot(digits_root, tmp_path):
-    import json
-
     history = tiny_run(digits_root, tmp_path)
     from_csv = read_metrics(tmp_path)
     from_json = json.loads((tmp_path / "metrics.json").read_text())
@@ -288,32 +437,58 @@ def test_metrics_files_and_plot(digits_root, tmp_path):
         assert a.keys() == b.keys() == c.keys()
         assert all(math.isclose(a[k], b[k]) and math.isclose(b[k], c[k]) for k in a)
     assert math.isclose(from_csv[-1]["lr"], 0.01)  # ÷10 after the milestone at 6
-    plot_metrics(from_csv, tmp_path / "m.png")
+    fig = plot_metrics(from_csv, "title")
+    assert [line.get_label() for line in fig.axes[1].lines] == ["train", "test"]
+    fig.savefig(tmp_path / "m.png")
     png = (tmp_path / "m.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
 
 
 # A real learning check: 48 seeded SGD steps of ResNet-8 on the digits (as CIFAR files, with the paper's
-# augmentation) lower the training loss and bring validation error well below chance (90 %).
+# augmentation) lower the training loss and bring the test error well below chance (90 %).
 def test_short_training_run_learns(digits_root, tmp_path):
-    recipe = replace(PAPER, batch_size=64, milestones=(36, 42), max_iters=48, n_val=297)
+    recipe = replace(PAPER, batch_size=64, milestones=(36, 42), max_iters=48)
     batches = cifar_batches(digits_root, recipe, verify_md5=False, max_batches=12)
     torch.manual_seed(0)
     history = fit(cifar_resnet(8), batches, recipe, tmp_path, device="cpu", progress=False)
     assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
-    assert history[-1]["val_err"] < 70
+    assert history[-1]["held_out_err"] < 70
+
+
+def test_check_accumulation():
+    def accumulated(model, optimizer, x, y, k):  # a right answer
+        optimizer.zero_grad(set_to_none=True)
+        for xs, ys in zip(x.chunk(k), y.chunk(k)):
+            (nnf.cross_entropy(model(xs), ys) / k).backward()
+        optimizer.step()
+
+    check_accumulation(accumulated)
+
+    def summed(model, optimizer, x, y, k):  # wrong: k times the mean loss
+        optimizer.zero_grad(set_to_none=True)
+        for xs, ys in zip(x.chunk(k), y.chunk(k)):
+            nnf.cross_entropy(model(xs), ys).backward()
+        optimizer.step()
+
+    with pytest.raises(AssertionError, match="differs from two steps on whole minibatches") as e:
+        check_accumulation(summed)
+    assert_hint(e, "/ k")
+
+    def last_part_only(model, optimizer, x, y, k):  # wrong: gradients cleared for every part
+        for xs, ys in zip(x.chunk(k), y.chunk(k)):
+            optimizer.zero_grad(set_to_none=True)
+            (nnf.cross_entropy(model(xs), ys) / k).backward()
+        optimizer.step()
+
+    with pytest.raises(AssertionError, match="differs from two steps on whole minibatches") as e:
+        check_accumulation(last_part_only)
+    assert_hint(e)
+    # The reference it compares with is the loop's own step on the whole minibatch.
+    assert check_accumulation.__globals__["train_step"] is train_step
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The fast path
-
-from labml_style_src.training.fast_gpu import (  # noqa: E402
-    DeviceBatches,
-    check_crop_one,
-    crop_flip,
-    fast_options,
-    random_crop_flip,
-)
 
 
 # One gather crops and flips a whole batch exactly like slicing each padded image; every one of the
@@ -352,6 +527,7 @@ def test_device_batches_cover_epoch_and_repeat():
     assert not torch.equal(torch.cat([y for _, y in batches.train(1)]), seen)
     x, _ = first[0]
     assert x.shape == (32, 3, 32, 32) and x.dtype == torch.float32
+    assert sum(len(y) for _, y in batches.held_out()) == 20
 
 
 # The loop with channels_last and bf16 autocast (on CPU here) trains and writes its checkpoint.
@@ -375,25 +551,40 @@ def test_device_batches_identical_on_cuda():
     assert random_crop_flip(x, g).device == x.device
 
 
-def test_check_crop_one():
-    def reference(padded, dy, dx, flip):
-        crop = padded[:, dy:dy + 32, dx:dx + 32]
-        return crop.flip(-1) if flip else crop
+def test_check_black_padding():
+    def black(x, mean, dy, dx, flip):  # a right answer: back to raw pixels, pad black, crop, subtract
+        return crop_flip(x + mean, dy, dx, flip) - mean
 
-    check_crop_one(reference)
-    with pytest.raises(AssertionError, match="differs"):
-        check_crop_one(lambda padded, dy, dx, flip: padded[:, dy:dy + 32, dx:dx + 32])
+    check_black_padding(black)
+    with pytest.raises(AssertionError, match="border") as e:
+        check_black_padding(lambda x, mean, dy, dx, flip: crop_flip(x, dy, dx, flip))  # mean-colour padding
+    assert_hint(e, "+ mean", "- mean")
+    with pytest.raises(AssertionError, match="inside") as e:
+        check_black_padding(lambda x, mean, dy, dx, flip: black(x, mean, dy, dx, ~flip))
+    assert_hint(e)
 
 
-# scripts/bench_training.py runs end to end on CPU with small counts and reports both loops.
+# scripts/bench_training.py runs end to end on CPU with small counts and reports both sources.
 def test_bench_script_runs_on_cpu():
-    import importlib.util
-    from pathlib import Path
+    out = load_script("bench_training").main([
+        "--device", "cpu", "--n-images", "64", "--steps", "1", "--warmup", "0", "--workers", "0",
+        "--depth", "8", "--batch-size", "16", "--rounds", "2"])
+    assert out["train_dataloader_images_per_s"] > 0 and out["train_ours_images_per_s"] > 0
+    assert len(out["rounds_images_per_s"]["data_ours"]) == 2 and out["data_speedup"] > 0
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_training.py"
-    spec = importlib.util.spec_from_file_location("bench_training", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = bench.main(["--device", "cpu", "--n-images", "64", "--steps", "1", "--warmup", "0", "--workers", "0",
-                      "--depth", "8", "--batch-size", "16"])
-    assert out["dataloader_images_per_s"] > 0 and out["ours_images_per_s"] > 0
+
+# The figures the fast path page states are the committed `make bench-train` results (CPU time of one thread,
+# no workers), rounded as printed, and so are the two per-image costs computed from them.
+def test_fast_gpu_page_states_the_committed_benchmark():
+    bench = json.loads((ASSETS / "bench_cpu.json").read_text())
+    assert (bench["device"], bench["clock"], bench["threads"], bench["workers"]) == ("cpu", "cpu", 1, 0)
+    assert bench["rounds"] == 3 and bench["depth"] == 20 and bench["batch_size"] == 128
+    page = (PAGES / "fast_gpu.py").read_text(encoding="utf-8")
+    for key in ("data_dataloader_images_per_s", "data_ours_images_per_s", "train_dataloader_images_per_s",
+                "train_ours_images_per_s"):
+        assert f"{bench[key]:,.0f} images/s" in page, key
+    for key in ("data_speedup", "train_speedup"):
+        assert f"{bench[key]:.2f}×" in page, key
+    saved_ms = 1e3 / bench["data_dataloader_images_per_s"] - 1e3 / bench["data_ours_images_per_s"]
+    assert f"saves\n# {saved_ms:.2f} ms of the {1e3 / bench['train_dataloader_images_per_s']:.1f} ms" in page
+    assert f"Medians of {bench['rounds']} rounds" in page and "--steps 4 --warmup 1 --rounds 3" in page

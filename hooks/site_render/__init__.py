@@ -3,5 +3,8 @@
 source.py       the source format: cells, rows of (note, code), the side-by-side HTML
 pages.py        the site's structure: chapters and pages in reading order, read with `ast`
 notebook.py     the self-contained notebook offered for download (imports from other pages inlined)
-mkdocs_glue.py  the generated Markdown, the notebook views' fix-ups, links between the views
+execute.py      running that notebook once, on CPU, in an empty folder; the content-keyed cache; clean outputs
+outputs.py      outputs as the site shows them: HTML under each code cell, the notebook view's outputs
+assignments.py  nbgrader assignments: a page, its exercises and reference solutions (solutions/)
+mkdocs_glue.py  each page's files (Markdown, notebook view, download, images), links between the views
 """

@@ -1,19 +1,25 @@
-"""What MkDocs serves for each source: the generated Markdown of the side-by-side and test pages, and the fix-ups
-of the notebook views mkdocs-jupyter renders. Links are computed from the files' own paths and URLs."""
+"""What MkDocs serves for each source: the files of a page (side-by-side Markdown, notebook view, download, output
+images), the test pages, and the fix-ups of the notebook views mkdocs-jupyter renders. Links are computed from the
+files' own paths and URLs."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import posixpath
 import re
 
-from mkdocs.structure.files import Files
+import nbformat
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from . import math
+from . import math, outputs
 from .pages import PACKAGE, Page
-from .source import render, test_anchors
+from .source import ROOT, render, test_anchors
+
+VIEWS = ROOT / ".cache" / "views"  # the notebooks mkdocs-jupyter renders (mkdocs.yml `include`), outputs filled in
 
 
 def _link(target_uri: str, from_uri: str) -> str:
@@ -30,6 +36,32 @@ def page_markdown(page: Page, outputs: dict[int, str] | None = None) -> str:
     return f"---\n{front}\n---\n\n{bar}{render(page.path, outputs=outputs)}"
 
 
+def page_files(page: Page, executed, config: MkDocsConfig) -> list[File]:
+    """The files of one page: side-by-side Markdown with outputs under each code cell, the notebook view (an
+    .ipynb with the same outputs), the download (the executed self-contained notebook) and the image files."""
+    images: dict[str, File] = {}
+
+    def image(item: outputs.Shown) -> str:  # an image output → a file named by its content
+        uri = f"{page.chapter}/{page.name}/{hashlib.sha256(item.data).hexdigest()[:16]}.{item.ext}"
+        images.setdefault(uri, File.generated(config, uri, content=item.data))
+        return uri
+
+    side_url = File.generated(config, page.uri, content="").url
+    per_cell = outputs.page_outputs(executed, page.path)
+    shown = {index: outputs.outputs_html(outs, number, lambda item: get_relative_url(images[image(item)].url, side_url))
+             for number, (index, outs) in enumerate(per_cell.items(), 1)}
+    # The view's image links are written for the side-by-side page, like every link in it (notebook_view_html).
+    view = outputs.view_notebook(page.path, per_cell, lambda item: _link(image(item), page.uri))
+    view_path = VIEWS / page.notebook_uri
+    view_path.parent.mkdir(parents=True, exist_ok=True)
+    view_path.write_text(nbformat.writes(view), encoding="utf-8")
+    return [File.generated(config, page.uri, content=page_markdown(page, shown)),
+            # a real file (mkdocs-jupyter reads `abs_src_path`), where `.cache/views` stands for the docs folder
+            File(page.notebook_uri, str(VIEWS), config.site_dir, config.use_directory_urls),
+            File.generated(config, page.ipynb_uri, content=nbformat.writes(executed)),
+            *images.values()]
+
+
 def test_page_markdown(path) -> str:
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or f"The tests in {path.name}."
     front = json.dumps({"title": path.name, "description": doc.splitlines()[0], "hide": ["toc"]})
@@ -44,7 +76,9 @@ def test_page_markdown(path) -> str:
 _CDN_SCRIPTS = re.compile(r'<script[^>]*\bsrc="(?:https?://[^"]*)?"[^>]*>\s*</script>'
                           r'|<script type="text/x-mathjax-config">.*?</script>'
                           r'|<script type="module">(?:(?!</script>).)*mermaid.*?</script>'
-                          r'|<style[^>]*>.*?</style>', re.S)
+                          r'|<style[^>]*>.*?</style>', re.S)  # used on what precedes the notebook only
+# For a notebook read from an .ipynb, mkdocs-jupyter appends a <style> holding the repr of a Python list.
+_TRAILING_STYLE = re.compile(r"\s*<style>\s*\[.*?\]\s*</style>\s*$", re.S)
 _RELATIVE = re.compile(r'(href|src)="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]*)(#[^"]*)?"')
 
 
@@ -59,9 +93,13 @@ def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files
         attr, target, anchor = match.group(1), match.group(2), match.group(3) or ""
         return f'{attr}="{url(posixpath.normpath(posixpath.join(source.chapter, target)))}{anchor}"'
 
-    html_text = _RELATIVE.sub(rebase, _CDN_SCRIPTS.sub("", html_text))
-    # Code in Material's `.highlight` (its token colours, light and dark); math typeset at build time.
-    html_text = math.dollars(html_text.replace('class="highlight-ipynb', 'class="highlight highlight-ipynb'))
+    head, wrapper, notebook = html_text.partition('<div class="jupyter-wrapper">')
+    html_text = _RELATIVE.sub(rebase, _CDN_SCRIPTS.sub("", head) + wrapper + _TRAILING_STYLE.sub("", notebook))
+    # Code in Material's `.highlight` (its token colours, light and dark); math typeset at build time. Keyboard
+    # focus goes to what can scroll (code and outputs), not to every cell's wrapper.
+    html_text = html_text.replace('class="highlight-ipynb', 'class="highlight highlight-ipynb')
+    html_text = html_text.replace('<div class="jp-Cell-inputWrapper" tabindex="0">', '<div class="jp-Cell-inputWrapper">')
+    html_text = math.dollars(re.sub(r"<pre(?=[ >])", '<pre tabindex="0"', html_text))
     bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">Side-by-side view</a> '
            f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">Download .ipynb</a></p>')
     return bar + html_text

@@ -12,7 +12,7 @@ from .pages import PACKAGE
 from .source import JUPYTEXT, MARKER, ROOT, SourceError, rel, split_cells
 
 PIP_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml"}
-INLINED = "# Inlined from {path} (its demos left out)"  # first line of each inlined cell
+INLINED_PREFIX = "# Inlined from "  # the first line of each inlined cell: this, the file, "(its demos left out)"
 
 
 def _package_imports(tree: ast.Module, path: Path) -> list[ast.ImportFrom]:
@@ -93,7 +93,8 @@ def notebook_text(path: Path, root: Path = ROOT) -> str:
         code, imports = _strip(dep)
         aliases = "\n".join(filter(None, (_aliases(n) for n in imports)))
         body = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in code.splitlines() if not MARKER.match(line)))
-        inlined.append(f"# %%\n{INLINED.format(path=rel(dep))}\n{body.strip()}\n{aliases}".rstrip() + "\n")
+        head = f"# %%\n{INLINED_PREFIX}{rel(dep)} (its demos left out)"
+        inlined.append(f"{head}\n{body.strip()}\n{aliases}".rstrip() + "\n")
 
     needs = sorted({PIP_NAMES.get(m, m) for m in _third_party(path, order)})
     header = ("# %% [markdown]\n# *This notebook is self-contained: code it takes from other pages of the site is "
@@ -122,9 +123,16 @@ def notebook(path: Path, root: Path = ROOT):
     """The downloadable notebook (an `nbformat` node, no outputs yet)."""
     import jupytext
 
-    nb = jupytext.reads(notebook_text(path, root), fmt=JUPYTEXT)
+    return with_kernel(jupytext.reads(notebook_text(path, root), fmt=JUPYTEXT))
+
+
+def with_kernel(nb):
+    """A notebook read by jupytext, made ready to run and to compare: the Python kernel, no jupytext metadata, cell
+    ids that depend on the position only (the same source gives the same file, so caches keyed on it hold)."""
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
+    for number, cell in enumerate(nb.cells, 1):
+        cell.id = f"cell-{number}"
     return nb
 
 

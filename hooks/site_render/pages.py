@@ -26,8 +26,8 @@ class Page:
         return f"{self.chapter}/{self.name}.md"
 
     @property
-    def notebook_uri(self) -> str:  # the notebook view (mkdocs-jupyter), served at the source's own path
-        return f"{PACKAGE}/{self.chapter}/{self.name}.py"
+    def notebook_uri(self) -> str:  # the notebook view (mkdocs-jupyter), served at `labml_style_src/<chapter>/<page>/`
+        return f"{PACKAGE}/{self.chapter}/{self.name}/index.ipynb"
 
     @property
     def ipynb_uri(self) -> str:  # the download, beside it

@@ -221,15 +221,21 @@ def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = Tr
                 copied.add(row.cell)
                 whole = "\n".join(cells[row.cell].lines).strip("\n") + "\n"
                 button = (f'<button class="md-clipboard md-icon lb-copy" title="Copy this cell" '
-                          f'data-clipboard-text="{html.escape(whole, quote=True)}"></button>')
+                          f'data-clipboard-text="{one_line(html.escape(whole, quote=True))}"></button>')
             body = "\n".join(f'<span class="lb-line"{_id(anchors.get(n))} data-ln="{n}">{lines_html[n]}</span>'
                              for n, _ in row.code)
             listing = f'<div class="highlight no-copy"><pre><code>{body}\n</code></pre></div>' if row.code else ""
+            # The button after the listing: an inline element first would make Markdown split this raw block.
             # The code column stays out of the search index: readers search the prose, names and headings.
-            parts.append(f'<div class="lb-code" data-search-exclude>{button}{listing}{shown_output}</div>')
+            parts.append(f'<div class="lb-code" data-search-exclude>{listing}{button}{shown_output}</div>')
         parts.append("</div>")
     parts.append("</div>")
     return "\n".join(parts) + "\n"
+
+
+def one_line(text: str) -> str:
+    """Newlines as character references: a blank line would end Markdown's raw HTML block in the middle."""
+    return text.replace("\n", "&#10;")
 
 
 def _id(anchor: str | None) -> str:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import (
     BasicBlock,
     conv1x1,
@@ -54,7 +55,7 @@ from labml_style_src.resnet_v1.residual_block import (
 STRIDE_ON = ("1x1", "3x3")
 
 
-def check_stride_on(stride_on: str) -> None:
+def validate_stride_on(stride_on: str) -> None:
     if stride_on not in STRIDE_ON:
         raise ValueError(f"stride_on must be one of {STRIDE_ON} "
                          f"('1x1' = paper V1, '3x3' = V1.5), got {stride_on!r}")
@@ -68,7 +69,7 @@ class Bottleneck(nn.Module):
                  shortcut=identity_or_projection, stride_on: str = "3x3",
                  groups: int = 1, base_width: int = 64):
         super().__init__()
-        check_stride_on(stride_on)
+        validate_stride_on(stride_on)
         # `inner`: channels of the 3×3; equal to `width` unless ResNeXt's groups rescale it.
         inner = int(width * base_width / 64) * groups
         if inner < groups:  # each of the `groups` paths needs at least one channel
@@ -117,6 +118,13 @@ if __name__ == "__main__":
     # Inner widths: 256 → 64 → 64 → 256.
     convs = [m for m in second.F if isinstance(m, nn.Conv2d)]
     assert [m.out_channels for m in convs] == [64, 64, 256]
+
+# %%
+if __name__ == "__main__":
+    # Both blocks drawn from the modules (the paper's Fig. 5, right, with BN): reduce,
+    # transform, expand, and a projection only where 64 channels must become 256.
+    draw(nn.Sequential(first, second), x,
+         title="Bottleneck(64, 64), then Bottleneck(256, 64)")
 
 # %% [markdown]
 # ## Why it is cheaper: counting multiply-adds
@@ -232,6 +240,9 @@ def check_bottleneck_macs(formula) -> None:
         truth = count_macs(block, (1, 4 * width, h, w), device="cpu")
         got = formula(width, h, w)
         if got != truth:
-            raise AssertionError(f"for width={width}, map {h}×{w} your formula gives "
-                                 f"{got}, the block does {truth} multiply-adds")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for width={width}, map {h}×{w} your formula gives {got}: {hint}. "
+                "Add up k² · c_in · c_out per output pixel for each of the three "
+                "convolutions, with the widths of this block")
     print("correct: your formula matches the counted MACs of Bottleneck(4p, p)")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 
 # %% [markdown]
 # ## Adding two tensors, carefully
@@ -131,6 +132,13 @@ if __name__ == "__main__":
     # The output went through a ReLU last, so nothing is negative.
     assert (y >= 0).all()
 
+# %%
+if __name__ == "__main__":
+    # The two blocks, drawn by running them on `x` (the paper's Fig. 2, with BN): a
+    # projection $W_s$ where the shape changes, the identity where it does not.
+    draw(nn.Sequential(down, keep), x,
+         title="BasicBlock(64, 128, stride=2), then BasicBlock(128, 128)")
+
 # %% [markdown]
 # ## Why "do nothing" is easy for a residual block
 #
@@ -187,6 +195,8 @@ def check_basic_block_params(formula) -> None:
         truth = n_params(BasicBlock(c, c))
         got = formula(c)
         if got != truth:
-            raise AssertionError(f"for c={c} your formula gives {got}, "
-                                 f"the block has {truth} parameters")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for c={c} your formula gives {got}: {hint}. Count the weights of "
+                "each 3×3 convolution (no bias) and the γ and β of each BN")
     print("correct: your formula matches BasicBlock(c, c) for c = 1, 16, 64, 256")

@@ -16,7 +16,13 @@ import torchvision
 from torch import nn
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.bottleneck import Bottleneck, check_stride_on, count_macs
+from labml_style_src.diagrams import draw
+from labml_style_src.paper_tables import RESNET_TABLE_1
+from labml_style_src.resnet_v1.bottleneck import (
+    Bottleneck,
+    count_macs,
+    validate_stride_on,
+)
 from labml_style_src.resnet_v1.residual_block import BasicBlock, conv3x3, n_params
 from labml_style_src.resnet_v1.shortcuts import get_shortcut
 
@@ -33,7 +39,9 @@ from labml_style_src.resnet_v1.shortcuts import get_shortcut
 # The depth in the name counts weight layers: the stem convolution, the fully connected layer and
 # 2 (basic) or 3 (bottleneck) per block. `Arch` checks that, so a layer table that does not fit its
 # block kind cannot be written down. ResNet-34 and ResNet-50 have the same table, (3, 4, 6, 3): one
-# function builds both, and the block is the only difference.
+# function builds both, and the block is the only difference. Every paper table on this site is
+# typed once, in `labml_style_src/paper_tables.py`; `TABLE_1` turns each column of
+# `RESNET_TABLE_1` into an `Arch` with a real block class.
 
 # %%
 # Layers of weights in one block: two 3×3 (basic) or 1×1, 3×3, 1×1 (bottleneck).
@@ -63,13 +71,11 @@ class Arch:
                 f"({per_block} per block + stem conv + fc)")
 
 
-TABLE_1 = {a.depth: a for a in (
-    Arch(18, BasicBlock, (2, 2, 2, 2), 1.8),
-    Arch(34, BasicBlock, (3, 4, 6, 3), 3.6),
-    Arch(50, Bottleneck, (3, 4, 6, 3), 3.8),
-    Arch(101, Bottleneck, (3, 4, 23, 3), 7.6),
-    Arch(152, Bottleneck, (3, 8, 36, 3), 11.3),
-)}
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+TABLE_1 = {
+    depth: Arch(depth, BLOCKS[column.block], column.blocks_per_stage, column.gflops)
+    for depth, column in RESNET_TABLE_1.items()
+}
 
 
 # %%
@@ -181,7 +187,7 @@ def resnet(depth: int, num_classes: int = 1000, *, shortcut="B", stride_on="3x3"
     # Any column of Table 1; the defaults give torchvision's layout.
     if depth not in TABLE_1:
         raise ValueError(f"unknown depth {depth}; Table 1 has {sorted(TABLE_1)}")
-    check_stride_on(stride_on)  # also for basic blocks, which ignore it
+    validate_stride_on(stride_on)  # also for basic blocks, which ignore it
     arch = TABLE_1[depth]
     kwargs = {}
     if arch.block is Bottleneck:
@@ -228,6 +234,22 @@ if __name__ == "__main__":
     with torch.no_grad():
         assert model(x).shape == (1, 1000)
 
+# %%
+if __name__ == "__main__":
+    # The paper's Fig. 3 drawn from the code: ResNet-34 beside plain-34, the same net
+    # built from blocks without the shortcut (trained on the
+    # [ablation page](../ablation/degradation.md)). BN and ReLU are left out as in the
+    # figure; equal blocks in a row are drawn once, ×n. On the meta device: no compute.
+    class PlainBlock(BasicBlock):
+        def forward(self, x):
+            return self.relu(self.F(x))  # σ(F(x)): no shortcut
+
+    with torch.device("meta"):
+        nets = {"34-layer plain": ResNet(PlainBlock, TABLE_1[34].blocks_per_stage),
+                "34-layer residual": resnet(34)}
+    draw(nets, torch.zeros(1, 3, 224, 224, device="meta"), fold=True,
+         hide=(nn.BatchNorm2d, nn.ReLU))
+
 # %% [markdown]
 # ## Parameters: the same as torchvision, to the unit
 #
@@ -261,6 +283,13 @@ if __name__ == "__main__":
 # basic-block nets do not care where the stride is. For the bottleneck nets, torchvision's stride on
 # the 3×3 ("V1.5") costs 4.09 G for ResNet-50, 6 % more, because the first 1×1 of each downsampling
 # block runs on the full map (see the [bottleneck page](bottleneck.md)).
+#
+# !!! note "3.8 or 4.1 GFLOPs for ResNet-50?"
+#     Both figures are in print. ResNet's Table 1 gives 3.8 for the paper's layout (stride on the
+#     1×1). ResNeXt's Table 1 (Xie et al. 2017) gives 4.1 for its ResNet-50 baseline, which puts the
+#     stride on the 3×3, the V1.5 layout: our 4.09 rounds to it
+#     ([test](../tests/test_resnext.md#test_table1_macs)). Both papers count multiply-adds; the
+#     difference is where the stride sits.
 
 # %%
 if __name__ == "__main__":
@@ -320,24 +349,30 @@ if __name__ == "__main__":
 #
 # ## Exercises
 #
-# 1. **Count option C (auto-checked).** How many more parameters does ResNet-34 have with option C than
-#    with option B? Work it out by hand (which blocks get a new $W_s$, and what does each cost?), then
-#    run `check_resnet34_C_minus_B(your_number)`.
+# 1. **Count option C (auto-checked).** How many more parameters does ResNet-50 have with option C
+#    than with option B? Work it out by hand: which blocks get a new $W_s$ under C, and what does each
+#    one cost (a 1×1 convolution and a BN)? Then run `check_resnet50_C_minus_B(your_number)`.
 # 2. Add ResNet-200 of the pre-activation paper to `TABLE_1` as data: bottleneck blocks (3, 24, 36, 3).
 #    What does `Arch` check for you? (Its "FLOPs" are not in our Table 1; count them with `count_macs`.)
-# 3. Where does global average pooling make the network accept a 320×320 image? What are the stage
-#    shapes then, and what happens at 16×16?
-# 4. Make ResNet-50 "V1" and "V1.5" and load torchvision's ResNet-50 state dict into both. Why does it
-#    load into both, and why do only one of them give torchvision's logits?
+# 3. Global average pooling hands the fc layer one number per channel, whatever the size of the
+#    image. Predict the stage shapes of ResNet-18 for a 320×320 image and check them with
+#    `stage_shapes`. Then try 16×16: which stage is the first to work on a 1×1 map, and does the
+#    network still return 1000 logits?
+# 4. Build ResNet-50 with `stride_on="1x1"` and with `stride_on="3x3"`, and load torchvision's
+#    ResNet-50 state dict into both with `from_torchvision`. Both loads succeed: what do the two
+#    layouts share that makes this possible? Only one of them reproduces torchvision's logits. Which
+#    one, and what does the other compute differently?
 
 # %%
-def check_resnet34_C_minus_B(answer: int) -> None:
+def check_resnet50_C_minus_B(answer: int) -> None:
     # Compares your number with the two real networks (built on the meta device: no memory used).
     with torch.device("meta"):
-        truth = n_params(resnet(34, shortcut="C")) - n_params(resnet(34, shortcut="B"))
+        truth = n_params(resnet(50, shortcut="C")) - n_params(resnet(50, shortcut="B"))
     if answer != truth:
-        hint = ("too many: the blocks that already project under B get nothing new"
-                if answer > truth else "too few")
-        raise AssertionError(f"{answer:,d} is {hint}; "
-                             f"count the identity shortcuts of B, stage by stage")
-    print(f"correct: option C adds {truth:,d} parameters to ResNet-34")
+        if answer > truth:
+            hint = "too many: blocks that already project under B get nothing new"
+        else:
+            hint = "too few: every block with an identity shortcut under B gets a W_s"
+        raise AssertionError(f"{answer:,d} is {hint}; count them stage by stage, and "
+                             "mind that a bottleneck's shortcut joins its wide ends")
+    print(f"correct: option C adds {truth:,d} parameters to ResNet-50")

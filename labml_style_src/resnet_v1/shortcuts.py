@@ -20,11 +20,20 @@
 # projection, even where the shapes already match, and compares the three on ResNet-34.
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 from torch.nn import functional as nnf  # not `F`: `F` is the residual branch
+from torchvision.transforms.v2.functional import horizontal_flip, ten_crop
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
+from labml_style_src.paper_tables import (
+    RESNET_34_EXTRA_PROJECTIONS_C,
+    RESNET_TABLE_1,
+    RESNET_TABLE_2,
+    RESNET_TABLE_3,
+)
 from labml_style_src.resnet_v1.residual_block import (
     BasicBlock,
     conv1x1,
@@ -125,6 +134,16 @@ if __name__ == "__main__":
     assert [n_params(make(32, 32, 1)) for make in SHORTCUTS.values()] == [
         0, 0, 32 * 32 + 2 * 32]
 
+# %%
+if __name__ == "__main__":
+    # Each option in a 16→32 block and a 32→32 block, drawn from the code: A subsamples
+    # and pads, B projects only where the shape changes, C projects in both blocks.
+    def two_blocks(make):
+        return nn.Sequential(BasicBlock(16, 32, 2, make), BasicBlock(32, 32, 1, make))
+
+    draw({f"option {name}": two_blocks(make) for name, make in SHORTCUTS.items()},
+         torch.zeros(1, 16, 32, 32))
+
 # %% [markdown]
 # ## Outputs
 #
@@ -168,30 +187,94 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## What the paper measured
 #
-# Table 3 of the paper reports ImageNet validation errors (10-crop testing) of ResNet-34 with the three
-# options; Table 2 gives the plain (no-shortcut) baselines. As stated facts:
-#
-# | model | top-1 error (%) |
-# |---|---|
-# | plain-18 / plain-34 | 27.94 / 28.54 |
-# | ResNet-18 / ResNet-34, option A | 27.88 / 25.03 |
-# | ResNet-34, option B | 24.52 |
-# | ResNet-34, option C | 24.19 |
-#
-# Our summary of the paper's reading: all three options are far better than the plain net; B beats A
-# slightly (the zero-padded channels learn no residual); C beats B marginally, which the paper credits
-# to the extra parameters of the many projections. The differences are small, so projections are not
-# what makes deep residual nets work, and the paper keeps C out of its deeper models to save memory
-# and time. Torchvision, and our default, is option B. The whole-network parameter counts of A, B and C
-# for ResNet-34 are on the [constructor page](resnet.md); the CIFAR nets of the [CIFAR page](cifar.md)
-# use option A.
+# Table 3 of the paper compares the three options on ResNet-34; Table 2 gives the plain (no-shortcut)
+# baselines. Both report top-1 error on the ImageNet validation set with *10-crop testing*, the
+# protocol of Krizhevsky et al. (2012): each validation image (here with its shorter side resized to
+# 256, as He et al. 2016, §5, describe the original test) is cut into five 224×224 crops, the four
+# corners and the centre, and the same five are cut from its mirror image; the network's ten softmax
+# outputs are averaged into one prediction. Averaging ten views errs less than a single centre crop,
+# so these numbers are not comparable with single-crop errors, such as those of ResNeXt's Table 3.
+# The cell below cuts the ten crops with torchvision's `ten_crop` and prints the two tables.
 
 # %%
 if __name__ == "__main__":
-    # ResNet-34 top-1 err. (%), He et al. 2015, Table 3.
-    table_3 = {"A": 25.03, "B": 24.52, "C": 24.19}
-    plain_34 = 28.54  # Table 2
-    assert plain_34 > table_3["A"] > table_3["B"] > table_3["C"]
+    image = torch.rand(3, 256, 320)  # [C, H, W], shorter side 256
+    # Four corners and the centre of the image, then the same five of its mirror image.
+    crops = ten_crop(image, [224, 224])
+    assert len(crops) == 10 and all(crop.shape == (3, 224, 224) for crop in crops)
+    assert torch.equal(crops[0], image[:, :224, :224])  # top-left corner
+    assert torch.equal(crops[5], horizontal_flip(crops[1]))  # the mirror's top-left
+    print(f"10-crop testing: {len(crops)} crops of {tuple(crops[0].shape)} per image")
+
+    rows = {f"{kind}-{depth}": err for (kind, depth), err in RESNET_TABLE_2.items()}
+    for name in ("ResNet-34 A", "ResNet-34 B", "ResNet-34 C"):
+        rows[f"{name} (Table 3)"] = RESNET_TABLE_3[name].top1
+    print("ImageNet val. top-1 error (%, 10-crop), He et al. 2015, Tables 2 and 3")
+    for name, err in rows.items():
+        print(f"  {name:<22} {err:6.2f}")
+    table_3 = {option: RESNET_TABLE_3[f"ResNet-34 {option}"].top1 for option in "ABC"}
+    assert RESNET_TABLE_2["plain", 34] > table_3["A"] > table_3["B"] > table_3["C"]
+
+# %% [markdown]
+# Our summary of the paper's reading: all three options are far better than the plain net; B beats A
+# slightly (the zero-padded channels learn no residual); C beats B marginally, which the paper credits
+# to the extra parameters of "many (thirteen) projection shortcuts". The differences are small, so
+# projections are not what makes deep residual nets work, and the paper keeps C out of its deeper
+# models to save memory and time. Torchvision, and our default, is option B. The CIFAR nets of the
+# [CIFAR page](cifar.md) use option A.
+#
+# What do the projections cost? The figure counts the parameters on the shortcuts of ResNet-34, stage
+# by stage (its Table 1 column gives the blocks per stage), and puts the totals next to the errors
+# of Table 3. `basic_stage` builds the blocks of one stage; it works on PyTorch's `meta` device, which
+# knows shapes and allocates nothing.
+
+# %%
+def basic_stage(n: int, c_in: int, c_out: int, stride: int, shortcut) -> nn.Sequential:
+    # `n` basic blocks: `c_in` → `c_out` with `stride` first, then `c_out` → `c_out`.
+    rest = [BasicBlock(c_out, c_out, 1, shortcut) for _ in range(n - 1)]
+    return nn.Sequential(BasicBlock(c_in, c_out, stride, shortcut), *rest)
+
+
+if __name__ == "__main__":
+    widths = (64, 128, 256, 512)
+    stage_names = ("conv2_x", "conv3_x", "conv4_x", "conv5_x")
+    # (blocks, c_in, c_out, stride) of each stage of ResNet-34, from its Table 1 column.
+    blocks = RESNET_TABLE_1[34].blocks_per_stage
+    stage_specs = [(n, widths[max(i - 1, 0)], widths[i], 2 if i else 1)
+                   for i, n in enumerate(blocks)]
+    per_stage, projections = {}, {}
+    with torch.device("meta"):
+        for option, make in SHORTCUTS.items():
+            stages = [basic_stage(*spec, make) for spec in stage_specs]
+            per_stage[option] = [sum(n_params(b.shortcut) for b in s) for s in stages]
+            projections[option] = sum(n_params(b.shortcut) > 0
+                                      for s in stages for b in s)
+    for option, counts in per_stage.items():
+        print(f"option {option}: per stage {counts}, total {sum(counts):,d}")
+    assert projections == {"A": 0, "B": 3, "C": 16}
+    assert projections["C"] - projections["B"] == RESNET_34_EXTRA_PROJECTIONS_C
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, (option, counts) in enumerate(per_stage.items()):
+        label = f"option {option}" + (" (none)" if sum(counts) == 0 else "")
+        left.bar([i + 0.27 * (k - 1) for i in range(4)], [c / 1e3 for c in counts],
+                 width=0.27, label=label)
+    left.set_xticks(range(4), stage_names)
+    left.set_ylabel("parameters on the shortcuts (thousands)")
+    left.legend()
+    totals = [sum(per_stage[option]) / 1e6 for option in "ABC"]
+    right.plot(totals, list(table_3.values()), "o-")
+    for option, x, y in zip("ABC", totals, table_3.values()):
+        right.annotate(option, (x, y), textcoords="offset points", xytext=(6, 4))
+    right.axhline(RESNET_TABLE_2["plain", 34], linestyle="--", color="grey",
+                  label="plain-34")
+    right.set_xlabel("parameters on all shortcuts (millions)")
+    right.set_ylabel("top-1 error (%, 10-crop)")
+    right.legend()
+    fig.suptitle("ResNet-34 with shortcut options A, B, C: shortcut parameters per "
+                 "stage, and ImageNet top-1 error (He et al. 2015, Table 3)")
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # ## Exercises
@@ -200,8 +283,10 @@ if __name__ == "__main__":
 #    to `c_out` channels at stride 2, the others keep `c_out`. Write `extra_params_C(n, c_in, c_out)`,
 #    the number of parameters option C adds to that stage compared with option A, and run
 #    `check_extra_params_C(extra_params_C)`.
-# 2. Using the [constructor page](resnet.md), count how many parameters ResNet-34 gains from option A to
-#    B and from B to C. Which stage contributes most to C's extra parameters, and why?
+# 2. Write a shortcut function with the same signature whose projection is a 3×3 convolution (with
+#    BN) where the shape changes, and build ResNet-34 with it on the [constructor page](resnet.md).
+#    How many parameters does it add over option B? Would you expect it to help more than C's
+#    thirteen 1×1 projections, and why?
 # 3. In option A, build a block whose shortcut pads zeros and set all of $F$'s weights to zero. What is
 #    the block's output in the padded channels? Does any gradient reach the input through them?
 # 4. Replace `x[:, :, ::2, ::2]` by 2×2 average pooling in option A. Is it still parameter-free? Is it
@@ -210,16 +295,14 @@ if __name__ == "__main__":
 # %%
 def check_extra_params_C(formula) -> None:
     # Compares `formula(n, c_in, c_out)` with real stages built with option A and option C.
-    def stage(n, c_in, c_out, option):  # n blocks, the first one downsampling
-        first = BasicBlock(c_in, c_out, 2, option)
-        return nn.Sequential(first, *(BasicBlock(c_out, c_out, 1, option)
-                                       for _ in range(n - 1)))
-
     for n, c_in, c_out in ((1, 4, 8), (3, 16, 32), (5, 32, 64)):
-        truth = (n_params(stage(n, c_in, c_out, shortcut_C))
-                 - n_params(stage(n, c_in, c_out, shortcut_A)))
+        truth = n_params(basic_stage(n, c_in, c_out, 2, shortcut_C)) - n_params(
+            basic_stage(n, c_in, c_out, 2, shortcut_A))
         got = formula(n, c_in, c_out)
         if got != truth:
-            raise AssertionError(f"for n={n}, {c_in}→{c_out} your formula gives {got}, "
-                                 f"option C adds {truth}")
+            hint = "too many" if got > truth else "too few"
+            raise AssertionError(
+                f"for n={n}, {c_in}→{c_out} your formula gives {got}: {hint}. Option C "
+                "puts a W_s (1×1 conv and BN) on every block; count the first block "
+                "apart from the others")
     print("correct: your formula matches the extra parameters of option C")

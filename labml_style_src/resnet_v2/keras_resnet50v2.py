@@ -4,9 +4,9 @@
 # `keras.applications.ResNet50V2` is the pre-activation ResNet most people meet first. It is not
 # quite the network of the paper's appendix: the stride sits in the *last* block of a stage, a
 # downsampling identity shortcut is a 1×1 max-pool, and a few convolutions carry biases. This page
-# writes the Keras layout in PyTorch, one Keras layer per module with Keras' names, and proves the
-# port by its parameter counts: trainable parameters plus BN moving statistics must give the totals
-# Keras reports for ResNet50V2, ResNet101V2 and ResNet152V2.
+# writes the Keras layout in PyTorch, one Keras layer per module with Keras' names, and checks the
+# port layer by layer: every layer's output shape and parameter count against the Keras layout,
+# and the totals Keras reports for ResNet50V2, ResNet101V2 and ResNet152V2.
 #
 # > "This motivates us to propose a new residual unit, which makes training easier and improves
 # > generalization." — He et al. 2016, Abstract
@@ -18,19 +18,13 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
+from labml_style_src.paper_tables import (
+    KERAS_RESNET50V2_TRAINABLE,
+    KERAS_RESNET_V2_TOTAL,
+)
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
-
-# %% [markdown]
-# ## Keras' BatchNormalization
-#
-# Keras builds every BN of this model with `epsilon=1.001e-5` and its default `momentum=0.99`, which
-# weights the *old* running average; PyTorch's `momentum` weights the new batch, so it is 0.01 here.
-
-# %%
-def keras_bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, eps=1.001e-5, momentum=0.01)
-
 
 # %% [markdown]
 # ## `block2`: one pre-activation bottleneck
@@ -49,32 +43,43 @@ def keras_bn(c: int) -> nn.BatchNorm2d:
 # `conv3_block1_1_conv/kernel`.
 
 # %%
+def keras_bn(c: int) -> nn.BatchNorm2d:
+    # Keras: `epsilon=1.001e-5`, `momentum=0.99` weighting the *old* running average;
+    # PyTorch's `momentum` weights the new batch, so 0.01 is the same rule.
+    return nn.BatchNorm2d(c, eps=1.001e-5, momentum=0.01)
+
+
 class Block2(nn.Module):
     expansion = 4
 
     # `width`: channels of the 3×3, as in every block on this site (Keras calls it `filters`).
-    def __init__(self, c_in: int, width: int, stride: int = 1, conv_shortcut: bool = False):
+    def __init__(self, c_in: int, width: int, stride: int = 1,
+                 conv_shortcut: bool = False):
         super().__init__()
         c_out = 4 * width
-        self.preact = nn.Sequential(OrderedDict(preact_bn=keras_bn(c_in), preact_relu=nn.ReLU()))
-        if conv_shortcut:
-            self.shortcut = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)  # `_0_conv`, bias
+        self.preact = nn.Sequential(OrderedDict(preact_bn=keras_bn(c_in),
+                                                preact_relu=nn.ReLU()))
+        if conv_shortcut:  # `_0_conv`, with bias
+            self.shortcut = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride)
+        elif stride > 1:
+            self.shortcut = nn.MaxPool2d(kernel_size=1, stride=stride)
         else:
-            self.shortcut = nn.MaxPool2d(kernel_size=1, stride=stride) if stride > 1 else nn.Identity()
+            self.shortcut = nn.Identity()
         self.shortcut_reads_preact = conv_shortcut
         self.F = nn.Sequential(OrderedDict([
             ("1_conv", nn.Conv2d(c_in, width, kernel_size=1, bias=False)),
             ("1_bn", keras_bn(width)), ("1_relu", nn.ReLU()),
             ("2_pad", nn.ZeroPad2d(1)),
-            ("2_conv", nn.Conv2d(width, width, kernel_size=3, stride=stride, bias=False)),
+            ("2_conv", nn.Conv2d(width, width, 3, stride=stride, bias=False)),
             ("2_bn", keras_bn(width)), ("2_relu", nn.ReLU()),
             ("3_conv", nn.Conv2d(width, c_out, kernel_size=1)),
         ]))
 
-    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H / stride, W / stride]
+    def forward(self, x):  # x: [B, C_in, H, W] -> [B, 4 * width, H/stride, W/stride]
         a = self.preact(x)
+        h = self.shortcut(a if self.shortcut_reads_preact else x)
         # `_out` = Add([shortcut, x]): $F(\mathrm{preact}(x)) + h$, nothing after the addition.
-        return residual_add(self.F(a), self.shortcut(a if self.shortcut_reads_preact else x))
+        return residual_add(self.F(a), h)
 
 
 # %% [markdown]
@@ -90,7 +95,8 @@ def stack2(c_in: int, width: int, blocks: int, stride1: int = 2) -> nn.Sequentia
     layout = [Block2(c_in, width, conv_shortcut=True)]
     layout += [Block2(4 * width, width) for _ in range(2, blocks)]
     layout += [Block2(4 * width, width, stride=stride1)]
-    return nn.Sequential(OrderedDict((f"block{i + 1}", block) for i, block in enumerate(layout)))
+    return nn.Sequential(OrderedDict((f"block{i}", block)
+                                     for i, block in enumerate(layout, start=1)))
 
 
 # %% [markdown]
@@ -107,15 +113,16 @@ class ResNetV2(nn.Module):
     def __init__(self, blocks_per_stage=(3, 4, 6, 3), num_classes: int = 1000):
         super().__init__()
         self.stem = nn.Sequential(OrderedDict(
-            conv1_pad=nn.ZeroPad2d(3), conv1_conv=nn.Conv2d(3, 64, kernel_size=7, stride=2),
-            pool1_pad=nn.ZeroPad2d(1), pool1_pool=nn.MaxPool2d(kernel_size=3, stride=2),
+            conv1_pad=nn.ZeroPad2d(3), conv1_conv=nn.Conv2d(3, 64, 7, stride=2),
+            pool1_pad=nn.ZeroPad2d(1), pool1_pool=nn.MaxPool2d(3, stride=2),
         ))
         n2, n3, n4, n5 = blocks_per_stage
         self.stages = nn.Sequential(OrderedDict(
             conv2=stack2(64, 64, n2), conv3=stack2(256, 128, n3),
             conv4=stack2(512, 256, n4), conv5=stack2(1024, 512, n5, stride1=1),
         ))
-        self.post = nn.Sequential(OrderedDict(post_bn=keras_bn(2048), post_relu=nn.ReLU()))
+        self.post = nn.Sequential(OrderedDict(post_bn=keras_bn(2048),
+                                              post_relu=nn.ReLU()))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2048, num_classes)
         self.reset_parameters()
@@ -139,61 +146,102 @@ KERAS_DEPTHS = (50, 101, 152)
 def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
     # ResNet50V2 / ResNet101V2 / ResNet152V2.
     if depth not in KERAS_DEPTHS:
-        raise ValueError(f"Keras has ResNet50V2, ResNet101V2 and ResNet152V2: depth must be one of "
-                         f"{list(KERAS_DEPTHS)}, got {depth}")
+        raise ValueError(f"Keras has ResNet50V2, ResNet101V2 and ResNet152V2: depth "
+                         f"must be one of {list(KERAS_DEPTHS)}, got {depth}")
     return ResNetV2(TABLE_1[depth].blocks_per_stage, num_classes)
 
 
 # %% [markdown]
-# ## Counting like Keras
+# ## Counting like Keras, layer by layer
 #
-# `model.summary()` in Keras reports *trainable* parameters and *non-trainable* ones; the latter are
-# BN's moving mean and moving variance. In PyTorch those are buffers (`running_mean`,
-# `running_var`), so we count them separately. (`num_batches_tracked` has no Keras counterpart.)
+# `model.summary()` in Keras lists every layer by name with its output shape and parameter count,
+# then the totals: *trainable* parameters and *non-trainable* ones, BN's moving mean and variance.
+# In PyTorch those two are buffers (`running_mean`, `running_var`; `num_batches_tracked` has no Keras
+# counterpart). `keras_layers` lists our port the same way: Keras' layer names, output shapes with
+# channels last, parameters with BN's moving statistics. The stride-2 identity shortcut is a 1×1
+# max-pool that Keras leaves unnamed, so it gets Keras' automatic names. Matching totals could hide
+# two errors that cancel, so a
+# [test](../tests/test_resnet_v2.md#test_keras_layers_match_the_keras_layout) compares every row
+# with the layout derived from the Keras source. ResNet101V2 and ResNet152V2 (44,675,560 and
+# 60,380,648 in total) are counted in
+# [another](../tests/test_resnet_v2.md#test_keras_resnet_v2_counts), to keep this page fast.
+#
+# The cell prints the stem and the output of every block of `conv2` and `conv3`: the first block of
+# `conv3` still works on 28×28, because `conv2` already halved the map in its last block.
 
 # %%
-def keras_counts(model: nn.Module) -> dict:
-    trainable = n_params(model)  # every parameter trains; BN's statistics are buffers
-    moving = sum(m.running_mean.numel() + m.running_var.numel()
-                 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    return {"trainable": trainable, "non-trainable": moving, "total": trainable + moving}
+def keras_name(path: str) -> str:
+    # `stages.conv3.block1.F.1_conv` -> `conv3_block1_1_conv`, without our containers.
+    containers = ("stem", "stages", "post", "preact", "F")
+    name = "_".join(p for p in path.split(".") if p not in containers)
+    name = name.replace("shortcut", "0_conv")
+    return {"pool": "avg_pool", "fc": "predictions"}.get(name, name)
 
 
-# %%
-if __name__ == "__main__":
-    model = resnet_v2_keras(50).to(DEVICE)
-    counts = keras_counts(model)
-    print("ResNet50V2", {k: f"{v:,}" for k, v in counts.items()})
-    # Keras: Total params 25,613,800; Trainable 25,568,360; Non-trainable 45,440.
-    assert counts == {"trainable": 25_568_360, "non-trainable": 45_440, "total": 25_613_800}
+def keras_layers(model: nn.Module, size: int = 224) -> dict:
+    # Keras layer name -> (output shape without the batch, channels last; parameters).
+    rows = {}
 
-# %% [markdown]
-# ResNet101V2 and ResNet152V2 (44,675,560 and 60,380,648 in total) are checked in the
-# [tests](../tests/test_resnet_v2.md#test_keras_resnet_v2_counts), to keep this page fast.
-#
-# ## Where the map halves
-#
-# At 224×224 the stem leaves 56×56. We print the output of every block of `conv2` and `conv3`: the
-# first block of `conv3` still works on 28×28, because `conv2` already halved the map in its last
-# block.
+    def record(name):
+        def hook(module, inputs, out):
+            shape = tuple(out.shape[1:])
+            if isinstance(module, nn.AdaptiveAvgPool2d):
+                shape = shape[:1]  # Keras' global pooling returns (C,)
+            elif out.dim() == 4:
+                shape = shape[1:] + shape[:1]  # [C, H, W] -> Keras' (H, W, C)
+            # A layer's own parameters, BN's moving mean and variance included; `_out`
+            # (Keras' Add layer) has none.
+            bn = isinstance(module, nn.BatchNorm2d)
+            moving = 2 * module.num_features if bn else 0
+            own = 0 if isinstance(module, Block2) else n_params(module) + moving
+            rows[name] = (shape, own)
+        return hook
 
-# %%
-if __name__ == "__main__":
-    model.eval()
+    hooks, pools = [], []
+    for path, module in model.named_modules():
+        if isinstance(module, Block2):
+            name = keras_name(path) + "_out"
+        elif isinstance(module, nn.MaxPool2d) and path.endswith("shortcut"):
+            # Unnamed in Keras, which numbers it: max_pooling2d, max_pooling2d_1, …
+            name = "max_pooling2d" + (f"_{len(pools)}" if pools else "")
+            pools.append(name)
+        elif path and not list(module.children()) and type(module) is not nn.Identity:
+            name = keras_name(path)
+        else:
+            continue  # the model, our containers, identity shortcuts: no Keras layer
+        hooks.append(module.register_forward_hook(record(name)))
     with torch.no_grad():
-        h = model.stem(torch.randn(1, 3, 224, 224, device=DEVICE))
-        print("stem         ", tuple(h.shape))
-        shapes = {}
-        for stage_name, stage in model.stages.named_children():
-            for block_name, block in stage.named_children():
-                h = block(h)
-                shapes[stage_name, block_name] = tuple(h.shape[1:])
-                if stage_name in ("conv2", "conv3"):
-                    print(f"{stage_name}.{block_name:<8}", tuple(h.shape))
-            print(f"{stage_name} out    ", tuple(h.shape))
-    assert shapes["conv2", "block2"] == (256, 56, 56) and shapes["conv2", "block3"] == (256, 28, 28)
-    assert shapes["conv3", "block1"] == (512, 28, 28) and shapes["conv3", "block4"] == (512, 14, 14)
-    assert shapes["conv4", "block6"] == (1024, 7, 7) and shapes["conv5", "block3"] == (2048, 7, 7)
+        model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+    for hook in hooks:
+        hook.remove()
+    return rows
+
+
+if __name__ == "__main__":
+    model = resnet_v2_keras(50).to(DEVICE).eval()
+    layers = keras_layers(model)
+    total, trainable = sum(p for _, p in layers.values()), n_params(model)
+    print(f"ResNet50V2: {len(layers)} layers, {total:,d} parameters, "
+          f"{trainable:,d} trainable")
+    assert total == KERAS_RESNET_V2_TOTAL[50]
+    assert trainable == KERAS_RESNET50V2_TRAINABLE
+    # Where the map halves: the stem, then each block's output in `conv2` and `conv3`.
+    out = {name[:-4]: row[0] for name, row in layers.items() if name.endswith("_out")}
+    shown = [name for name in layers if name.startswith(("conv1", "pool1"))]
+    shown += [f"{name}_out" for name in out if name.startswith(("conv2", "conv3"))]
+    for name in shown:
+        print(f"{name:<18} {str(layers[name][0]):<16} {layers[name][1]:>8,d}")
+    assert out["conv2_block2"] == (56, 56, 256) and out["conv2_block3"] == (28, 28, 256)
+    assert out["conv3_block1"] == (28, 28, 512) and out["conv3_block4"] == (14, 14, 512)
+    assert out["conv4_block6"] == (7, 7, 1024) and out["conv5_block3"] == (7, 7, 2048)
+
+# %%
+if __name__ == "__main__":
+    # `conv3` of the model above, drawn from the module (its two middle blocks are
+    # equal: drawn once, ×2). The projection reads the pre-activated input; the last
+    # block halves the map with its 3×3 convolution and a 1×1 max-pool on the shortcut.
+    draw(model.stages.conv3, torch.zeros(1, 256, 28, 28, device=DEVICE), fold=True,
+         title="conv3 of ResNet50V2")
 
 # %% [markdown]
 # ## Why the padding is explicit
@@ -205,13 +253,15 @@ if __name__ == "__main__":
 # %%
 if __name__ == "__main__":
     with torch.no_grad():
-        conv1 = model.stem.conv1_conv(model.stem.conv1_pad(torch.randn(1, 3, 224, 224, device=DEVICE)))
+        image = torch.randn(1, 3, 224, 224, device=DEVICE)
+        conv1 = model.stem.conv1_conv(model.stem.conv1_pad(image))
         keras_pool = model.stem.pool1_pool(model.stem.pool1_pad(conv1))
         torch_pool = nn.MaxPool2d(3, 2, padding=1)(conv1)
     differ = (keras_pool != torch_pool)
-    print("pooled map", tuple(keras_pool.shape), "| positions that differ:", differ.sum().item(),
-          "| all on the border:", not differ[..., 1:-1, 1:-1].any().item())
-    assert keras_pool.shape == torch_pool.shape and differ.any() and not differ[..., 1:-1, 1:-1].any()
+    inside = differ[..., 1:-1, 1:-1].any().item()
+    print("pooled map", tuple(keras_pool.shape), "| positions that differ:",
+          differ.sum().item(), "| all on the border:", not inside)
+    assert keras_pool.shape == torch_pool.shape and differ.any() and not inside
 
 # %% [markdown]
 # ## Side by side with the ResNet v1 constructor
@@ -219,7 +269,7 @@ if __name__ == "__main__":
 # | | ResNet-50, [v1 constructor](../resnet_v1/resnet.md) (torchvision layout) | Keras ResNet50V2 |
 # |---|---|---|
 # | stem | conv 7×7/2 (no bias) → BN → ReLU → max-pool 3×3/2 | zero-pad → conv 7×7/2 **with bias** → zero-pad → max-pool 3×3/2; no BN, no ReLU |
-# | unit | conv–BN–ReLU ×3 (no BN-ReLU after the last conv), add, ReLU | BN–ReLU, then 1×1 → BN–ReLU → 3×3 → BN–ReLU → 1×1, add; nothing after |
+# | unit | 1×1 → BN–ReLU → 3×3 → BN–ReLU → 1×1 → BN, add, ReLU | BN–ReLU, then 1×1 → BN–ReLU → 3×3 → BN–ReLU → 1×1, add; nothing after |
 # | stride | first block of `conv3_x`…`conv5_x`, on the 3×3 | **last** block of `conv2`…`conv4`, on the 3×3; `conv5` stride 1 |
 # | projection | first block of each stage: 1×1 conv + BN on $x$ | first block of each stage: 1×1 conv with bias on BN–ReLU($x$) |
 # | identity at stride 2 | — (never needed) | `MaxPool2d(1, 2)` on the raw $x$ |
@@ -227,8 +277,9 @@ if __name__ == "__main__":
 # | BN | eps 1e-5 | eps 1.001e-5 |
 # | head | GAP → fc | `post_bn` → ReLU → GAP → fc |
 #
-# The convolution weights have exactly the same shapes in both; the parameter difference is biases
-# and BN, which the cell below breaks down.
+# The convolution weights have the same shapes in both, block by block: the cell below compares each
+# block's kernel shapes, and the stem's. The parameter difference is biases and BN, which it breaks
+# down.
 
 # %%
 def breakdown(model: nn.Module) -> dict:
@@ -241,13 +292,25 @@ def breakdown(model: nn.Module) -> dict:
     }
 
 
+def conv_shapes(block: nn.Module) -> list:
+    # The kernel shapes `[C_out, C_in, k, k]` of a block's convolutions, sorted.
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    return sorted(tuple(conv.weight.shape) for conv in convs)
+
+
 if __name__ == "__main__":
-    v1, v2 = breakdown(resnet(50)), breakdown(model)
+    resnet50 = resnet(50)
+    blocks_v1 = [block for stage in resnet50.stages for block in stage]
+    blocks_v2 = [block for stage in model.stages for block in stage]
+    assert [conv_shapes(b) for b in blocks_v1] == [conv_shapes(b) for b in blocks_v2]
+    assert conv_shapes(resnet50.stem) == conv_shapes(model.stem)
+    v1, v2 = breakdown(resnet50), breakdown(model)
     print(f"{'':<14}{'v1 ResNet-50':>14}{'ResNet50V2':>14}{'difference':>12}")
     for key in v1:
         print(f"{key:<14}{v1[key]:>14,}{v2[key]:>14,}{v2[key] - v1[key]:>+12,}")
-    print(f"{'total':<14}{sum(v1.values()):>14,}{sum(v2.values()):>14,}{sum(v2.values()) - sum(v1.values()):>+12,}")
-    assert v1["conv weights"] == v2["conv weights"]
+    total_1, total_2 = sum(v1.values()), sum(v2.values())
+    print(f"{'total':<14}{total_1:>14,}{total_2:>14,}{total_2 - total_1:>+12,}")
+    assert v1["conv weights"] == v2["conv weights"] and v1["fc"] == v2["fc"]
     assert sum(v1.values()) == 25_557_032  # torchvision's resnet50
 
 # %% [markdown]
@@ -261,9 +324,10 @@ if __name__ == "__main__":
 #
 # ## Exercises
 #
-# 1. **Where does the map halve? (auto-checked).** For ResNet50V2, give a dict from stage name to the
-#    number (1-based) of the block whose output is half the size of its input, or `None` if no block
-#    of that stage halves: `check_where_map_halves({"conv2": ..., "conv3": ..., "conv4": ..., "conv5": ...})`.
+# 1. **Other input sizes (auto-checked).** Keras' ResNet50V2 takes any input of at least 32×32.
+#    Without running the network, work out the side of the map that `post_bn` sees for a 299×299
+#    and for a 225×225 input (for 224×224 it is printed above), and check your numbers with
+#    `check_final_map_size({299: ..., 225: ...})`.
 # 2. Count by hand the conv biases of ResNet50V2 (stem, `_0_conv`, `_3_conv`) and check your sum
 #    against the `conv biases` row above.
 # 3. Move the stride to the first block of each stage (v1 style) in `stack2`. Does the parameter count
@@ -272,23 +336,16 @@ if __name__ == "__main__":
 #    next block's BN. Is that bias redundant? (Hint: the BN sees $F + h$, and $h$ has no bias.)
 
 # %%
-def check_where_map_halves(answer: dict) -> None:
-    # Runs ResNet50V2 on a 64×64 image and finds the block of each stage that halves the map. Only
-    # shapes matter, so it runs on the "meta" device, which computes shapes and allocates no data.
+def check_final_map_size(answer: dict) -> None:
+    # Runs ResNet50V2 on each input size and measures the map that `post_bn` sees. Only
+    # shapes matter, so it runs on the "meta" device: shapes, and no data.
     with torch.device("meta"):
         model = resnet_v2_keras(50)
-    truth = {}
-    with torch.no_grad():
-        h = model.stem(torch.zeros(1, 3, 64, 64, device="meta"))
-        for stage_name, stage in model.stages.named_children():
-            truth[stage_name] = None
-            for i, block in enumerate(stage):
-                out = block(h)
-                if out.shape[-1] * 2 == h.shape[-1]:
-                    truth[stage_name] = i + 1
-                h = out
-    for stage_name, block in truth.items():
-        if answer.get(stage_name) != block:
-            raise AssertionError(f"{stage_name}: you say {answer.get(stage_name)!r}, "
-                                 f"but the block that halves the map is {block!r}")
-    print("correct: conv2–conv4 halve the map in their last block, conv5 keeps it")
+        for size, side in answer.items():
+            truth = model.stages(model.stem(torch.zeros(1, 3, size, size))).shape[-1]
+            if side != truth:
+                raise AssertionError(
+                    f"for {size}×{size} you give {side}. Follow the side through every "
+                    "layer that changes it, padding included: a Keras layer without "
+                    "padding of its own maps a side s to (s - kernel) // stride + 1")
+    print("correct:", ", ".join(f"{size}² -> {side}²" for size, side in answer.items()))

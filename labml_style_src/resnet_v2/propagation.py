@@ -17,6 +17,7 @@
 # [activation variants page](activation_variants.md) achieves, so the equations hold exactly.
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
@@ -62,9 +63,15 @@ class Unit(nn.Module):
 # mode, as in the first steps of training, so every $F$ is a real, non-small function.
 
 # %%
-def make_stack(n_units: int, lam: float = 1.0, c: int = 8, seed: int = 0) -> nn.ModuleList:
+def make_stack(n_units: int, lam: float = 1.0, c: int = 8, seed: int = 0,
+               F_off: bool = False) -> nn.ModuleList:
     torch.manual_seed(seed)
-    return nn.ModuleList(Unit(c, lam) for _ in range(n_units)).to(DEVICE, torch.float64)
+    units = nn.ModuleList(Unit(c, lam) for _ in range(n_units))
+    units = units.to(DEVICE, torch.float64)
+    if F_off:  # last conv of every $F$ at zero: $F \equiv 0$, only shortcuts are left
+        for unit in units:
+            nn.init.zeros_(unit.F[-1].weight)
+    return units
 
 
 def forward_all(units: nn.ModuleList, x0: torch.Tensor) -> list:
@@ -78,7 +85,8 @@ def forward_all(units: nn.ModuleList, x0: torch.Tensor) -> list:
 def sample_input(c: int = 8, seed: int = 1) -> torch.Tensor:
     # `[B, c, H, W]` = [2, 8, 6, 6], and we will want $\partial E / \partial x_0$.
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(2, c, 6, 6, generator=g, dtype=torch.float64).to(DEVICE).requires_grad_()
+    x = torch.randn(2, c, 6, 6, generator=g, dtype=torch.float64)
+    return x.to(DEVICE).requires_grad_()
 
 
 # %% [markdown]
@@ -97,11 +105,13 @@ if __name__ == "__main__":
     L = 54
     units = make_stack(L)
     xs = forward_all(units, sample_input())
-    print(f"{'l':>3} {'|x_L|':>10} {'|x_l|':>10} {'|sum F|':>10} {'max |x_L - x_l - sum F|':>24}")
+    print(f"{'l':>3} {'|x_L|':>10} {'|x_l|':>10} {'|sum F|':>10} "
+          f"{'max |x_L - x_l - sum F|':>24}")
     for l in (0, 10, 27, 53):
         sum_F = sum(units[i].F(xs[i]) for i in range(l, L))
         err = (xs[L] - xs[l] - sum_F).abs().max().item()
-        print(f"{l:>3} {xs[L].norm():>10.2f} {xs[l].norm():>10.2f} {sum_F.norm():>10.2f} {err:>24.2e}")
+        norms = (xs[L].norm(), xs[l].norm(), sum_F.norm())
+        print(f"{l:>3}" + "".join(f" {n:>10.2f}" for n in norms) + f" {err:>24.2e}")
         assert err < 1e-9 * xs[L].abs().max().item()
 
 # %% [markdown]
@@ -120,14 +130,16 @@ if __name__ == "__main__":
 # so $\partial E / \partial \mathbf{x}_L$ is a known tensor.
 
 # %%
-def grad_decomposition(units: nn.ModuleList, x0: torch.Tensor, l: int, readout: torch.Tensor):
+def grad_decomposition(units: nn.ModuleList, x0: torch.Tensor, l: int,
+                       readout: torch.Tensor):
     # Returns $\partial E/\partial x_L$, $\partial E/\partial x_l$ and the term through the weights.
     xs = forward_all(units, x0)
     L = len(units)
     E = (xs[L] * readout).sum()
     dE_dxL, dE_dxl = torch.autograd.grad(E, [xs[L], xs[l]], retain_graph=True)
     # $\hat F_i = \lambda^{L-1-i} F(x_i)$ (eq. 7); plain $F$ when $\lambda = 1$.
-    sum_F_hat = sum(units[i].lam ** (L - 1 - i) * units[i].F(xs[i]) for i in range(l, L))
+    sum_F_hat = sum(units[i].lam ** (L - 1 - i) * units[i].F(xs[i])
+                    for i in range(l, L))
     through_F, = torch.autograd.grad(sum_F_hat, xs[l], grad_outputs=dE_dxL)
     return dE_dxL, dE_dxl, through_F
 
@@ -136,11 +148,13 @@ def grad_decomposition(units: nn.ModuleList, x0: torch.Tensor, l: int, readout: 
 if __name__ == "__main__":
     torch.manual_seed(2)
     readout = torch.randn_like(xs[L])  # E = <readout, x_L>, so dE/dx_L = readout
-    print(f"{'l':>3} {'|dE/dx_l|':>10} {'|direct|':>10} {'|via F|':>10} {'max |dE/dx_l - dE/dx_L - via F|':>32}")
+    print(f"{'l':>3} {'|dE/dx_l|':>10} {'|direct|':>10} {'|via F|':>10} "
+          f"{'max |dE/dx_l - dE/dx_L - via F|':>32}")
     for l in (0, 10, 27, 53):
         dE_dxL, dE_dxl, via_F = grad_decomposition(units, sample_input(), l, readout)
         err = (dE_dxl - dE_dxL - via_F).abs().max().item()
-        print(f"{l:>3} {dE_dxl.norm():>10.3f} {dE_dxL.norm():>10.3f} {via_F.norm():>10.3f} {err:>32.2e}")
+        norms = (dE_dxl.norm(), dE_dxL.norm(), via_F.norm())
+        print(f"{l:>3}" + "".join(f" {n:>10.3f}" for n in norms) + f" {err:>32.2e}")
         assert torch.equal(dE_dxL, readout)
         assert err < 1e-9 * dE_dxl.abs().max().item()
 
@@ -163,9 +177,10 @@ if __name__ == "__main__":
             for unit in small:
                 unit.F[-1].weight.mul_(eps)
         dE_dxL, dE_dx0, via_F = grad_decomposition(small, sample_input(), 0, readout)
-        ratio, via = (dE_dx0.norm() / dE_dxL.norm()).item(), (via_F.norm() / dE_dxL.norm()).item()
+        ratio = (dE_dx0.norm() / dE_dxL.norm()).item()
+        via = (via_F.norm() / dE_dxL.norm()).item()
         print(f"{eps:>7.0e} {ratio:>24.6f} {via:>22.2e}")
-    assert abs(ratio - 1) < 1e-4 and via < 1e-4  # eps = 1e-6: only the direct term is left
+    assert abs(ratio - 1) < 1e-4 and via < 1e-4  # eps = 1e-6: only the direct term left
 
 # %% [markdown]
 # ## Eq. (8): a scaled shortcut multiplies the direct term by $\lambda^{L-l}$
@@ -189,44 +204,36 @@ if __name__ == "__main__":
 # decomposition of eq. (8) must hold to rounding.
 
 # %%
-def shortcut_only_factor(lam: float, n_units: int) -> float:
-    # $|\partial E/\partial x_0| / |\partial E/\partial x_L|$ through `n_units` units whose $F \equiv 0$.
-    units = make_stack(n_units, lam)
-    with torch.no_grad():
-        for unit in units:
-            unit.F[-1].weight.zero_()
-    x0 = sample_input()
-    xL = forward_all(units, x0)[-1]
-    dE_dxL = torch.ones_like(xL)
-    dE_dx0, = torch.autograd.grad(xL, x0, grad_outputs=dE_dxL)
-    return (dE_dx0.norm() / dE_dxL.norm()).item()
+def gradient_at_each_depth(units: nn.ModuleList, x0: torch.Tensor,
+                           readout: torch.Tensor) -> list:
+    # $|\partial E/\partial x_l| / |\partial E/\partial x_L|$ for $l = 0, \dots, L$,
+    # for the loss $E = \langle \text{readout}, x_L \rangle$.
+    xs = forward_all(units, x0)
+    # One backward pass: every stored $x_l$ can be an input of `autograd.grad`.
+    grads = torch.autograd.grad((xs[-1] * readout).sum(), xs)
+    return [(g.norm() / readout.norm()).item() for g in grads]
 
 
 # %%
 if __name__ == "__main__":
-    print(f"{'lambda':>6} {'lambda^54':>10} {'shortcut only':>14} {'full |dE/dx_0|/|dE/dx_L|':>25} {'eq. (8) error':>14}")
+    print(f"{'lambda':>6} {'lambda^54':>10} {'shortcut only':>14} "
+          f"{'full |dE/dx_0|/|dE/dx_L|':>25} {'eq. (8) error':>14}")
     for lam in (0.5, 0.9, 1.0, 1.1, 2.0):
-        direct = shortcut_only_factor(lam, L)
-        dE_dxL, dE_dx0, via_F = grad_decomposition(make_stack(L, lam), sample_input(), 0, readout)
-        err = (dE_dx0 - lam ** L * dE_dxL - via_F).norm() / (dE_dx0.norm() + via_F.norm())
+        off = make_stack(L, lam, F_off=True)
+        direct = gradient_at_each_depth(off, sample_input(), readout)[0]
+        units = make_stack(L, lam)
+        dE_dxL, dE_dx0, via_F = grad_decomposition(units, sample_input(), 0, readout)
+        err = ((dE_dx0 - lam ** L * dE_dxL - via_F).norm()
+               / (dE_dx0.norm() + via_F.norm()))
         full = (dE_dx0.norm() / dE_dxL.norm()).item()
-        print(f"{lam:>6} {lam ** L:>10.3e} {direct:>14.3e} {full:>25.3e} {err.item():>14.1e}")
+        print(f"{lam:>6} {lam ** L:>10.3e} {direct:>14.3e} {full:>25.3e} "
+              f"{err.item():>14.1e}")
         assert abs(direct / lam ** L - 1) < 1e-12
         assert err < 1e-12
         if lam == 0.5:
-            assert full > 1  # the gradient has not vanished: it all went through the weights
+            assert full > 1  # not vanished: it all went through the weights
 
 # %% [markdown]
-# The first columns of a run, for readers of the web page (the cell asserts them to $10^{-12}$):
-#
-# | $\lambda$ | $\lambda^{54}$ | shortcut only, measured |
-# |---|---|---|
-# | 0.5 | 5.551e-17 | 5.551e-17 |
-# | 0.9 | 3.381e-03 | 3.381e-03 |
-# | 1.0 | 1 | 1 |
-# | 1.1 | 1.719e+02 | 1.719e+02 |
-# | 2.0 | 1.801e+16 | 1.801e+16 |
-#
 # At $\lambda = 0.5$ the shortcut passes on $0.5^{54} \approx 5.6 \times 10^{-17}$ of the gradient: the
 # signal has to find its way through the weights. At $\lambda = 2$ the factor is about
 # $1.8 \times 10^{16}$. Only $\lambda = 1$ leaves the direct term alone for any depth. Note the *full*
@@ -236,6 +243,36 @@ if __name__ == "__main__":
 # "constant scaling" row of Table 1, which the [shortcut variants page](shortcut_variants.md) shows
 # together with gating, 1×1 convolutions and dropout on the shortcut.
 #
+# ## The gradient at every depth
+#
+# The table looked at $\mathbf{x}_0$ only. The figure follows the gradient down the whole stack:
+# $|\partial E/\partial \mathbf{x}_l| / |\partial E/\partial \mathbf{x}_L|$ for every unit $l$, for four
+# shortcut scales, with $F$ switched off (left: the direct term alone, a straight line of slope
+# $\log \lambda$ per unit on the log scale) and with $F$ as initialised (right).
+
+# %%
+if __name__ == "__main__":
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for lam in (0.5, 0.9, 1.0, 1.1):
+        for ax, F_off in zip(axes, (True, False)):
+            units = make_stack(L, lam, F_off=F_off)
+            norms = gradient_at_each_depth(units, sample_input(), readout)
+            ax.semilogy(range(L + 1), norms, label=f"λ = {lam}")
+            if F_off:  # eq. (8) with F ≡ 0: exactly λ^(L - l) at every depth
+                assert all(abs(n / lam ** (L - l) - 1) < 1e-12
+                           for l, n in enumerate(norms))
+    titles = ("F switched off: direct term only", "F as initialised")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_xlabel("unit l (0 = bottom of the stack)")
+        ax.legend()
+    axes[0].set_ylabel("|dE/dx_l| / |dE/dx_L|")
+    fig.suptitle("Gradient at each depth of a stack of 54 residual units, "
+                 "for shortcut scales λ = 0.5, 0.9, 1, 1.1 (eq. 8)")
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
 # !!! note "Where we differ from the paper"
 #     The paper derives eqs. (4)–(8) for $f$ = identity but runs the Table 1 experiments with
 #     $f$ = ReLU, where they are approximations. Our units have $f$ = identity, so here they are exact.
@@ -245,25 +282,33 @@ if __name__ == "__main__":
 #
 # ## Exercises
 #
-# 1. **The shortcut factor (auto-checked).** Write `factor(lam, n)`: the number by which the gradient
-#    is multiplied on the way down through `n` units with $h(x) = \lambda x$ and $F \equiv 0$. Run
-#    `check_shortcut_factor(factor)`; it compares your formula with `shortcut_only_factor` on real
-#    stacks.
+# 1. **A gradient that cancels (auto-checked).** Eq. (5) says the gradient is unlikely to cancel
+#    because $\frac{\partial}{\partial \mathbf{x}_l}\sum F$ "cannot be always −1". Build one unit for
+#    which it is: an `F` made of a single 1×1 convolution on 1-channel maps (no BN), such that
+#    $\partial E / \partial \mathbf{x}_0 = 0$ for every input and every loss. Check it with
+#    `check_gradient_cancels(F)`, then do the same for a scaled shortcut with
+#    `check_gradient_cancels(F, lam=0.5)`. Would training ever drive a real $F$ there?
 # 2. Eq. (7) says $\hat F_i = \lambda^{L-1-i} F(\mathbf{x}_i)$ for a constant $\lambda$. Change the
 #    eq. (4) cell to verify $\mathbf{x}_L = \lambda^{L-l}\mathbf{x}_l + \sum_i \hat F_i$ for
 #    $\lambda = 0.9$. Why does the weight of $F(\mathbf{x}_i)$ depend on how far unit $i$ is from the top?
 # 3. Put a ReLU after the addition (`torch.relu(residual_add(...))`, $f$ = ReLU as in ResNet v1) and
 #    rerun the eq. (4) table. How large is the error now, and which term of eq. (4) does the ReLU change?
-# 4. Eq. (5) says the gradient is unlikely to cancel because $\frac{\partial}{\partial x_l}\sum F$
-#    "cannot be always −1". Construct a single unit (a 1-channel 1×1 conv, no BN) whose $F$ makes the
-#    gradient exactly zero. Is such a weight likely to be reached by training?
+# 4. In the right panel the gradient at $\lambda = 0.5$ grows towards the bottom of the stack although
+#    the shortcut passes almost nothing. Put the stack in eval mode (`units.eval()`, so BN uses its
+#    running statistics instead of the batch's) and redraw it. What changes, and why?
 
 # %%
-def check_shortcut_factor(factor) -> None:
-    # Compares `factor(lam, n)` with the measured shortcut-only gradient ratio.
-    for lam, n in ((0.5, 10), (0.9, 54), (1.0, 30), (1.2, 20)):
-        truth = shortcut_only_factor(lam, n)
-        got = factor(lam, n)
-        if not abs(got - truth) <= 1e-9 * abs(truth):
-            raise AssertionError(f"for lambda={lam}, n={n} your factor is {got}, the stack measures {truth:.6g}")
-    print("correct: the direct term is multiplied by lambda ** n, as in eq. (8)")
+def check_gradient_cancels(F: nn.Module, lam: float = 1.0) -> None:
+    # Runs the unit $x_1 = \lambda x_0 + F(x_0)$ on random 1-channel maps and measures
+    # $\partial E/\partial x_0$ for a random linear loss $E$ of $x_1$.
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64).requires_grad_()
+    x1 = residual_add(F.to(torch.float64)(x0), lam * x0)
+    readout = torch.randn(x1.shape, generator=g, dtype=torch.float64)
+    dE_dx0, = torch.autograd.grad((x1 * readout).sum(), x0)
+    ratio = (dE_dx0.norm() / readout.norm()).item()
+    if ratio > 1e-12:
+        raise AssertionError(f"|dE/dx_0| / |dE/dx_1| is {ratio:.3g}, not 0. Through "
+                             "the unit, the gradient is dE/dx_1 times (shortcut factor "
+                             "+ dF/dx_0): choose the weight that makes this vanish")
+    print(f"correct: this unit (shortcut scale {lam}) passes no gradient at all")

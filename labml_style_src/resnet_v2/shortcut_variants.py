@@ -2,10 +2,13 @@
 # # Shortcut variants: scaling, gating, 1×1 convolution, dropout
 #
 # Fig. 2 of the paper puts something on the shortcut of every residual unit of ResNet-110: a constant
-# scale, a sigmoid gate, a 1×1 convolution or dropout. Each variant can represent the identity, yet
-# all of them train worse (Table 1). This page builds each variant as a small module with one
-# interface, runs all of them, and measures at initialisation how much gradient the shortcut path
-# still carries through 54 units: the product of eq. (8) from the [propagation page](propagation.md).
+# scale, a sigmoid gate, a 1×1 convolution or dropout. Every one of them trains worse than the
+# identity (Table 1). For two of them, shortcut-only gating and the 1×1 convolution, that cannot be
+# blamed on what the network can represent: their shortcut can be set to the identity, so the
+# original network is one of their solutions. The other three cannot become the identity at all.
+# This page builds each variant as a small module with one interface, checks which of them can be
+# the identity, and measures at initialisation how much gradient the shortcut path still carries
+# through 54 units: the product of eq. (8) from the [propagation page](propagation.md).
 #
 # > "Multiplicative manipulations (scaling, gating, 1×1 convolutions, and dropout) on the shortcuts
 # > can hamper information propagation and lead to optimization problems." — He et al. 2016, §3.2
@@ -15,6 +18,8 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
+from labml_style_src.paper_tables import PREACT_FAIL_ABOVE, PREACT_TABLE_1
 from labml_style_src.resnet_v1.residual_block import (
     conv1x1,
     conv3x3,
@@ -100,13 +105,8 @@ class DropoutShortcut(nn.Module):
         return residual_add(fx, self.drop(x))
 
 
-# %% [markdown]
-# ## Variants as data
-#
-# A name picks a class; keyword arguments carry the numbers of a Table 1 row. An unknown name is an
-# error that lists the valid ones.
-
 # %%
+# Variants as data: a name picks a class; keyword arguments carry the numbers of a Table 1 row.
 SHORTCUT_VARIANTS = {
     "original": IdentityShortcut,
     "constant_scaling": ConstantScaling,
@@ -119,7 +119,8 @@ SHORTCUT_VARIANTS = {
 
 def shortcut_variant(name: str, c: int, **kwargs) -> nn.Module:
     if name not in SHORTCUT_VARIANTS:
-        raise ValueError(f"unknown shortcut variant {name!r}; choose one of {list(SHORTCUT_VARIANTS)}")
+        raise ValueError(f"unknown shortcut variant {name!r}; "
+                         f"choose one of {list(SHORTCUT_VARIANTS)}")
     cls = SHORTCUT_VARIANTS[name]
     return cls(**kwargs) if cls is IdentityShortcut else cls(c, **kwargs)
 
@@ -128,7 +129,8 @@ class ShortcutVariantUnit(nn.Module):
     def __init__(self, c: int, variant: str = "original", **kwargs):
         super().__init__()
         # The original $F$ of a ResNet-110 unit: conv3×3 → BN → ReLU → conv3×3 → BN.
-        self.F = nn.Sequential(conv3x3(c, c), nn.BatchNorm2d(c), nn.ReLU(), conv3x3(c, c), nn.BatchNorm2d(c))
+        self.F = nn.Sequential(conv3x3(c, c), nn.BatchNorm2d(c), nn.ReLU(),
+                               conv3x3(c, c), nn.BatchNorm2d(c))
         self.merge = shortcut_variant(variant, c, **kwargs)
         self.relu = nn.ReLU()
 
@@ -137,29 +139,81 @@ class ShortcutVariantUnit(nn.Module):
         return self.relu(self.merge(x, self.F(x)))
 
 
+# %%
+if __name__ == "__main__":
+    # The six units of Fig. 2, drawn from `ShortcutVariantUnit` with default settings:
+    # what each does to the shortcut (and, when it gates or scales, to $F$).
+    units = {f"({letter}) {name.replace('_', ' ')}": ShortcutVariantUnit(16, name)
+             for letter, name in zip("abcdef", SHORTCUT_VARIANTS)}
+    draw(units, torch.zeros(1, 16, 8, 8))
+
+
+# %% [markdown]
+# ## Which variants can be the identity?
+#
+# > "In fact, the shortcut-only gating and 1×1 convolution cover the solution space of identity
+# > shortcuts (*i.e.*, they could be optimized as identity shortcuts)." — He et al. 2016, §3.2
+#
+# We check it the direct way: give a variant the same $F$ as an original unit and look for a setting
+# of its shortcut that makes both units compute the same function.
+#
+# - **Shortcut-only gating**: $W_g = 0$ and a very negative $b_g$ open the shortcut fully. At
+#   $b_g = -40$, $1 - \sigma(b_g)$ rounds to exactly 1 in float64 and the two units agree to the last
+#   bit (cell below).
+# - **1×1 convolution**: $W_s$ = the identity matrix, with its BN set to undo its own normalisation;
+#   in eval mode the units agree (exercise 3, and the
+#   [test](../tests/test_resnet_v2.md#test_identity_is_in_the_solution_space)).
+# - **Exclusive gating** would need $g = 1$ for $F$ and $1 - g = 1$ for $x$ at once: as $1 - g(x)$
+#   approaches 1, $g(x)$ approaches 0 and suppresses $F$ (§3.1).
+# - **Constant scaling** (0.5 or 0) and **dropout** have no parameters on the shortcut (the cell
+#   counts them): the scale, or the random mask of training, is fixed. Only $F$ could make up for
+#   it, by learning part of the identity, which residual learning was meant to spare it.
+#
+# So for gating on the shortcut alone and for the 1×1 convolution, the worse results are a matter of
+# optimisation, as the paper concludes: their training error is higher although the original
+# network is within reach.
+
+# %%
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    original = ShortcutVariantUnit(8, "original").to(DEVICE, torch.float64).eval()
+    gated = ShortcutVariantUnit(8, "shortcut_only_gating")
+    gated = gated.to(DEVICE, torch.float64).eval()
+    gated.F.load_state_dict(original.F.state_dict())  # the same $F$
+    nn.init.zeros_(gated.merge.g.W_g.weight)  # $W_g = 0$ …
+    nn.init.constant_(gated.merge.g.W_g.bias, -40.0)  # … and $b_g = -40$
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64, device=DEVICE)
+    with torch.no_grad():
+        print("shortcut-only gating, W_g = 0, b_g = -40: max |unit - original| =",
+              (gated(x) - original(x)).abs().max().item())
+        assert torch.equal(gated(x), original(x))
+    on_shortcut = {name: n_params(shortcut_variant(name, 8))
+                   for name in SHORTCUT_VARIANTS}
+    print("parameters on the shortcut, 8 channels:", on_shortcut)
+    assert on_shortcut["constant_scaling"] == on_shortcut["dropout"] == 0
+
 # %% [markdown]
 # ## Table 1 of the paper
 #
 # ResNet-110 on CIFAR-10, the variant applied to all 54 units, median of 5 runs; "fail" means a test
-# error above 20 %. The last column of each row is the configuration we build for it.
+# error above 20 %. The table comes from `labml_style_src/paper_tables.py`; `TABLE_1_SETTINGS` is
+# our configuration for each of its rows, in the paper's order.
 
 # %%
-TABLE_1 = [
-    # (case, Fig. 2, on shortcut, on F, error %, remark, variant, kwargs)
-    ("original", "(a)", "1", "1", "6.61", "", "original", {}),
-    ("constant scaling", "(b)", "0", "1", "fail", "this is a plain net",
-     "constant_scaling", dict(on_shortcut=0.0, on_F=1.0)),
-    ("constant scaling", "(b)", "0.5", "1", "fail", "", "constant_scaling", dict(on_shortcut=0.5, on_F=1.0)),
-    ("constant scaling", "(b)", "0.5", "0.5", "12.35", "frozen gating",
-     "constant_scaling", dict(on_shortcut=0.5, on_F=0.5)),
-    ("exclusive gating", "(c)", "1-g(x)", "g(x)", "fail", "init b_g = 0 to -5", "exclusive_gating", dict(b_g=0.0)),
-    ("exclusive gating", "(c)", "1-g(x)", "g(x)", "8.70", "init b_g = -6", "exclusive_gating", dict(b_g=-6.0)),
-    ("exclusive gating", "(c)", "1-g(x)", "g(x)", "9.81", "init b_g = -7", "exclusive_gating", dict(b_g=-7.0)),
-    ("shortcut-only gating", "(d)", "1-g(x)", "1", "12.86", "init b_g = 0", "shortcut_only_gating", dict(b_g=0.0)),
-    ("shortcut-only gating", "(d)", "1-g(x)", "1", "6.91", "init b_g = -6", "shortcut_only_gating", dict(b_g=-6.0)),
-    ("1x1 conv shortcut", "(e)", "1x1 conv", "1", "12.22", "", "conv1x1", {}),
-    ("dropout shortcut", "(f)", "dropout 0.5", "1", "fail", "", "dropout", dict(p=0.5)),
-]
+TABLE_1_SETTINGS = (
+    # (case, our variant, its keyword arguments), row by row.
+    ("original", "original", {}),
+    ("constant scaling", "constant_scaling", dict(on_shortcut=0.0, on_F=1.0)),
+    ("constant scaling", "constant_scaling", dict(on_shortcut=0.5, on_F=1.0)),
+    ("constant scaling", "constant_scaling", dict(on_shortcut=0.5, on_F=0.5)),
+    ("exclusive gating", "exclusive_gating", dict(b_g=0.0)),
+    ("exclusive gating", "exclusive_gating", dict(b_g=-6.0)),
+    ("exclusive gating", "exclusive_gating", dict(b_g=-7.0)),
+    ("shortcut-only gating", "shortcut_only_gating", dict(b_g=0.0)),
+    ("shortcut-only gating", "shortcut_only_gating", dict(b_g=-6.0)),
+    ("1x1 conv shortcut", "conv1x1", {}),
+    ("dropout shortcut", "dropout", dict(p=0.5)),
+)
 
 
 # %% [markdown]
@@ -172,14 +226,19 @@ TABLE_1 = [
 # $|\partial E/\partial \mathbf{x}_0| / |\partial E/\partial \mathbf{x}_L|$ is exactly 1.
 
 # %%
-def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 0, **kwargs) -> float:
-    # $|\partial E/\partial x_0| / |\partial E/\partial x_L|$ through `n_units` units with $F \equiv 0$.
+def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 0,
+                       **kwargs) -> float:
+    # $|\partial E/\partial x_0| / |\partial E/\partial x_L|$ through `n_units` units
+    # with $F \equiv 0$.
     torch.manual_seed(seed)
-    units = nn.Sequential(*(ShortcutVariantUnit(c, variant, **kwargs) for _ in range(n_units)))
+    units = nn.Sequential(*(ShortcutVariantUnit(c, variant, **kwargs)
+                            for _ in range(n_units)))
     units = units.to(DEVICE, torch.float64).train()
     for unit in units:
         nn.init.zeros_(unit.F[-1].weight)
-    x0 = torch.rand(2, c, 6, 6, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    g = torch.Generator().manual_seed(seed)  # the same input on every device
+    x0 = torch.rand(2, c, 6, 6, generator=g, dtype=torch.float64)
+    x0 = x0.to(DEVICE).requires_grad_()
     xL = units(x0)
     dE_dxL = torch.ones_like(xL)
     dE_dx0, = torch.autograd.grad(xL, x0, grad_outputs=dE_dxL)
@@ -188,25 +247,36 @@ def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 
 
 # %%
 if __name__ == "__main__":
-    print(f"{'case':<21} {'shortcut':>11} {'F':>5} {'error %':>8}  {'remark':<20} {'shortcut gain, 54 units':>24}")
+    print(f"{'case':<21} {'shortcut':>11} {'F':>5} {'error %':>8}  {'remark':<20} "
+          f"{'shortcut gain, 54 units':>24}")
     gains = {}
-    for case, _fig, on_s, on_F, err, remark, variant, kwargs in TABLE_1:
-        gains[case, remark] = gain = shortcut_path_gain(variant, **kwargs)
-        print(f"{case:<21} {on_s:>11} {on_F:>5} {err:>8}  {remark:<20} {gain:>24.3e}")
+    for row, setting in zip(PREACT_TABLE_1, TABLE_1_SETTINGS):
+        case, variant, kwargs = setting
+        assert row.case == case  # each setting sits on its own row
+        gains[case, row.remark] = gain = shortcut_path_gain(variant, **kwargs)
+        err = "fail" if row.error is None else f"{row.error:.2f}"
+        print(f"{case:<21} {row.on_shortcut:>11} {row.on_F:>5} {err:>8}  "
+              f"{row.remark:<20} {gain:>24.3e}")
+    # "fail" = an error above 20 %; every number the table gives is below.
+    assert all(r.error is None or r.error < PREACT_FAIL_ABOVE for r in PREACT_TABLE_1)
     assert gains["original", ""] == 1.0  # the identity passes the gradient untouched
     assert gains["constant scaling", "this is a plain net"] == 0.0
-    assert abs(gains["constant scaling", ""] / 0.5 ** 54 - 1) < 1e-9  # eq. (8) with lambda = 0.5
-    assert gains["shortcut-only gating", "init b_g = 0"] < 1e-10 < 0.5 < gains["shortcut-only gating", "init b_g = -6"]
+    # Eq. (8) with lambda = 0.5:
+    assert abs(gains["constant scaling", ""] / 0.5 ** 54 - 1) < 1e-9
+    assert gains["shortcut-only gating", "init b_g = 0"] < 1e-10
+    assert 0.5 < gains["shortcut-only gating", "init b_g = -6"] < 1
     assert gains["dropout shortcut", ""] == 0.0  # no element survives 54 dropouts
-    assert gains["1x1 conv shortcut", ""] > 1e3  # BN after each projection: far from 1, upwards
+    assert 1e4 < gains["1x1 conv shortcut", ""] < 1e6  # BN after each projection
 
 # %% [markdown]
 # Read the last column against the error column. Where the shortcut product is tiny at the start
 # (scaling by 0.5, gates initialised at $b_g = 0$, dropout) the paper reports a failure or a poor
 # result. Gates biased to $b_g = -6$ start close to the identity ($1 - \sigma(-6) \approx 0.9975$ per
 # unit) and shortcut-only gating then lands at 6.91 %, close to the 6.61 % of the identity. The 1×1
-# convolution errs the other way: 54 projections, each followed by BN, multiply the gradient by about
-# $10^5$ in this stack. Either way the product in eq. (8) is no longer 1, and its value is set by
+# convolution errs the other way: 54 projections, each followed by BN, multiply the gradient by
+# $10^4$ to $10^6$ in this stack, depending on the random weights (the table prints this run's
+# value; the [test](../tests/test_resnet_v2.md#test_shortcut_gain_matches_eq8) tries eight seeds).
+# Either way the product in eq. (8) is no longer 1, and its value is set by
 # initialisation details rather than by design; the paper's ResNet-110 with 1×1 shortcuts ends at
 # 12.22 %.
 #
@@ -218,51 +288,45 @@ if __name__ == "__main__":
 #     1×1 conv with bias and no BN (the paper says BN follows the weight layers; for the gate it gives
 #     no detail); only its bias $b_g$ matters for the argument.
 #
-# All variants keep the shape and train forward and backward on CPU and CUDA:
-# [test](../tests/test_resnet_v2.md#test_every_variant_block_runs); unknown names raise:
-# [test](../tests/test_resnet_v2.md#test_bad_variant_names).
-
-# %%
-if __name__ == "__main__":
-    x = torch.randn(4, 16, 8, 8, device=DEVICE)
-    for name in SHORTCUT_VARIANTS:
-        unit = ShortcutVariantUnit(16, name).to(DEVICE)
-        y = unit(x)
-        y.sum().backward()
-        print(f"{name:<21} out {tuple(y.shape)}  "
-              f"parameters on the shortcut: {n_params(unit.merge)}")
-        assert y.shape == x.shape
-
-# %% [markdown]
+# All variants keep the shape and train forward and backward on CPU and CUDA
+# ([test](../tests/test_resnet_v2.md#test_every_variant_block_runs)); unknown names raise a
+# `ValueError` that lists the valid ones ([test](../tests/test_resnet_v2.md#test_bad_variant_names)).
+#
 # ## Exercises
 #
-# 1. **The gate's starting point (auto-checked).** With $W_g = 0$ the gate is a constant
-#    $g = \sigma(b_g)$. Write `gain(b_g, n)`: the shortcut gain through `n` shortcut-only-gated units
-#    with $F \equiv 0$. Run `check_gate_gain(gain)`; it measures real stacks with $W_g = 0$.
-# 2. Exclusive gating scales $F$ by $g(x)$. With $b_g = -6$, by how much is $F$ suppressed at the
-#    start? Use this to explain why the paper finds exclusive gating (8.70 %) worse than
-#    shortcut-only gating (6.91 %) at the same $b_g$.
-# 3. The paper notes that shortcut-only gating and the 1×1 conv "cover the solution space" of the
-#    identity. Set $W_s$ of a `ConvShortcut` (conv weight and BN) so that the unit is exactly the
-#    original unit, and check it with `torch.allclose` on a real input in eval mode.
-# 4. Replace `nn.Dropout(p)` by a non-inverted dropout (multiply by a Bernoulli mask without
+# 1. With `shortcut_path_gain`, measure exclusive gating at $b_g = -6$ and $b_g = -7$. The
+#    $-7$ gate is closer to the identity on the shortcut, yet the paper's error is worse (9.81 % against
+#    8.70 %). What does the gate do to $F$ at the start, and by how much more at $-7$?
+# 2. Replace `nn.Dropout(p)` by a non-inverted dropout (multiply by a Bernoulli mask without
 #    rescaling) and measure the gain of a single unit over many seeds. What is its mean?
+# 3. **Make the 1×1 shortcut the identity (auto-checked).** Write `set_identity(merge)`, which sets the
+#    weights of a `ConvShortcut` (its 1×1 convolution and its BN, whose running statistics are
+#    whatever training left there) so that, in eval mode, the unit computes exactly what the original
+#    unit with the same $F$ computes. Run `check_conv_shortcut_identity(set_identity)`. Could any
+#    setting do the same in training mode?
+# 4. The gating check closes the gate with $b_g = -40$. Roughly how negative must $b_g$ be for
+#    $1 - \sigma(b_g)$ to round to exactly 1 in float64, and in float32?
 
 # %%
-def check_gate_gain(gain) -> None:
-    # Compares `gain(b_g, n)` with stacks of shortcut-only-gated units whose $W_g = 0$ and $F \equiv 0$.
-    for b_g, n in ((0.0, 4), (-2.0, 10), (-6.0, 54)):
-        torch.manual_seed(0)
-        units = nn.Sequential(*(ShortcutVariantUnit(4, "shortcut_only_gating", b_g=b_g) for _ in range(n)))
-        units = units.to(DEVICE, torch.float64)
-        for unit in units:
-            nn.init.zeros_(unit.F[-1].weight)
-            nn.init.zeros_(unit.merge.g.W_g.weight)
-        x0 = torch.rand(1, 4, 3, 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
-        xL = units(x0)
-        dx0, = torch.autograd.grad(xL, x0, grad_outputs=torch.ones_like(xL))
-        truth = dx0.norm().item() / torch.ones_like(xL).norm().item()
-        got = gain(b_g, n)
-        if not abs(got - truth) <= 1e-9 * truth:
-            raise AssertionError(f"for b_g={b_g}, n={n} you give {got}, the stack measures {truth:.6g}")
-    print("correct: the gate passes (1 - sigmoid(b_g)) per unit, so the shortcut carries (1 - sigmoid(b_g)) ** n")
+def check_conv_shortcut_identity(set_identity) -> None:
+    # Runs `set_identity` on the shortcut of a 1×1-conv unit whose BN has random running
+    # statistics, then compares it in eval mode with an original unit with the same $F$.
+    torch.manual_seed(0)
+    original = ShortcutVariantUnit(8, "original").to(torch.float64).eval()
+    unit = ShortcutVariantUnit(8, "conv1x1").to(torch.float64).eval()
+    unit.F.load_state_dict(original.F.state_dict())
+    bn = unit.merge.W_s[1]
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        set_identity(unit.merge)
+        err = (unit(x) - original(x)).abs().max().item()
+    if not err < 1e-10:
+        raise AssertionError(
+            f"the two units differ by up to {err:.3g}. In eval mode the shortcut "
+            "computes, channel by channel, BN(W_s x) = "
+            "γ (W_s x − running_mean) / sqrt(running_var + eps) + β: "
+            "which W_s, γ and β turn that into x?")
+    print("correct: this 1×1-conv unit computes the original unit: the identity is in "
+          "its solution space")

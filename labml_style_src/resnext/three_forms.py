@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from labml_style_src.device import DEVICE
+from labml_style_src.diagrams import draw
 from labml_style_src.resnet_v1.residual_block import conv1x1, n_params
 from labml_style_src.resnext.aggregated import SplitTransformMerge, transformation
 
@@ -99,6 +100,16 @@ class GroupedConv(nn.Module):
 
     def forward(self, x):  # [B, c_in, H, W] -> [B, c_out, H/s, W/s]
         return self.bn(self.F(x))
+
+
+# %%
+if __name__ == "__main__":
+    # Fig. 3 drawn from the three modules, with 4 paths of width 4 (not 32) to keep it
+    # small: (a) sums the paths, (b) concatenates them for one 1×1, (c) groups the 3×3.
+    draw({"(a) split, transform, sum": SplitTransformMerge(256, 4, 4, 256),
+          "(b) early concatenation": EarlyConcat(256, 4, 4, 256),
+          "(c) grouped convolution": GroupedConv(256, 4, 4, 256)},
+         torch.zeros(1, 256, 14, 14), per_row=1)
 
 
 # %% [markdown]

@@ -1,3 +1,3 @@
 """Training on CIFAR-10"""
 
-PAGES = ["data", "recipe", "fast_gpu"]
+PAGES = ["data", "recipe", "loop", "fast_gpu"]
