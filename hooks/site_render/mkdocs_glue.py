@@ -98,7 +98,7 @@ def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files
     # Code in Material's `.highlight` (its token colours, light and dark); math typeset at build time. Keyboard
     # focus goes to what can scroll (code and outputs), not to every cell's wrapper.
     html_text = html_text.replace('class="highlight-ipynb', 'class="highlight highlight-ipynb')
-    html_text = html_text.replace('<div class="jp-Cell-inputWrapper" tabindex="0">', '<div class="jp-Cell-inputWrapper">')
+    html_text = html_text.replace('class="jp-Cell-inputWrapper" tabindex="0"', 'class="jp-Cell-inputWrapper"')
     html_text = math.dollars(re.sub(r"<pre(?=[ >])", '<pre tabindex="0"', html_text))
     bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">Side-by-side view</a> '
            f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">Download .ipynb</a></p>')

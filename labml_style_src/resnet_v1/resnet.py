@@ -288,7 +288,7 @@ if __name__ == "__main__":
 #     Both figures are in print. ResNet's Table 1 gives 3.8 for the paper's layout (stride on the
 #     1×1). ResNeXt's Table 1 (Xie et al. 2017) gives 4.1 for its ResNet-50 baseline, which puts the
 #     stride on the 3×3, the V1.5 layout: our 4.09 rounds to it
-#     ([test](../tests/test_resnext.md#test_table1_macs)). Both papers count multiply-adds; the
+#     ([test](../tests/test_resnext.md#test_resnet50_flops_in_both_papers)). Both papers count multiply-adds; the
 #     difference is where the stride sits.
 
 # %%
