@@ -58,6 +58,32 @@ def isolated_rng():
         torch.cuda.set_rng_state_all(saved[3])
 
 
+class PageError(AssertionError):
+    """A page failed to run; the message names the file and the cell."""
+
+
+def run_notebook(notebook, cwd: Path, env: dict, label: str) -> float:
+    """Execute a notebook with nbclient in `cwd`; returns seconds. On error: which file, which cell, what."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    start = time.perf_counter()
+    try:
+        client.execute(env={**os.environ, **env})
+    except CellExecutionError as error:
+        cells = [c for c in notebook.cells if c.cell_type == "code"]
+        failed = next((i for i, c in enumerate(cells)
+                       if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        where = "unknown cell"
+        if failed is not None:
+            first = next((l for l in cells[failed].source.splitlines() if l.strip()), "")
+            where = f"code cell {failed + 1} (starting {first.strip()!r})"
+        raise PageError(f"{label}: {where} raised {error.ename}: {error.evalue}") from None
+    return time.perf_counter() - start
+
+
 def jupytext_notebook(text: str):
     """A page's own notebook (what Jupyter shows when it opens the source), ready to run."""
     import jupytext

@@ -31,16 +31,18 @@ def test_every_checker_has_a_reference_solution(page):
     assert checkers(page) <= graded, f"no reference solution for {sorted(checkers(page) - graded)}"
 
 
-# Each reference solution passes its page's checker, called exactly as the test cell calls it.
+# Each reference solution passes its page's checker, called exactly as the test cell calls it, and its hidden
+# tests evaluate (in what the notebook has: the page's names and the answer, nothing of solutions/).
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_reference_solutions_pass_their_checker(page, capsys):
     module = assignments.solution_module(page.chapter, page.name)
     if module is None:
         pytest.skip("no reference solutions")  # test_every_checker_has_a_reference_solution says why
-    namespace = dict(vars(importlib.import_module(f"labml_style_src.{page.chapter}.{page.name}")))
     for graded in module.GRADED:
-        namespace[graded.answer] = getattr(module, graded.answer)
+        namespace = assignments.answer_namespace(module, graded)
         eval(graded.check, namespace)  # raises when the solution is wrong
+        for expression in graded.hidden:
+            eval(expression, namespace)
     assert "correct" in capsys.readouterr().out.lower()
 
 

@@ -50,6 +50,11 @@ from labml_style_src.resnet_v1.shortcuts import (
     check_extra_params_C,
     shortcut_A,
 )
+from solutions.resnet_v1.bottleneck import bottleneck_macs
+from solutions.resnet_v1.cifar import cifar_params
+from solutions.resnet_v1.residual_block import basic_block_params
+from solutions.resnet_v1.resnet import resnet50_C_minus_B
+from solutions.resnet_v1.shortcuts import extra_params_C
 
 DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -415,32 +420,31 @@ def test_prose_error_rates_are_table_values(page):
     assert set(quoted) <= HE_2015 | HE_2016, sorted(set(quoted) - HE_2015 - HE_2016)
 
 
-# Auto-checked exercises: each checker accepts the right answer and rejects a wrong one with a hint that does not
-# give the right answer away. The right answers are written here, not on the pages.
+# Auto-checked exercises: each checker accepts the reference solution (solutions/resnet_v1/, not on the pages)
+# and rejects a wrong answer with a hint that does not give the right answer away.
 def test_check_basic_block_params():
-    check_basic_block_params(lambda c: 2 * 9 * c * c + 4 * c)
+    check_basic_block_params(basic_block_params)
     with pytest.raises(AssertionError, match="too few") as info:
         check_basic_block_params(lambda c: 2 * 9 * c * c)
     assert_hint_keeps_answer(info, "22")  # the count for c = 1
 
 
 def test_check_bottleneck_macs():
-    check_bottleneck_macs(lambda p, h, w: (4 * p * p + 9 * p * p + 4 * p * p) * h * w)
+    check_bottleneck_macs(bottleneck_macs)
     with pytest.raises(AssertionError, match="too many") as info:
         check_bottleneck_macs(lambda p, h, w: 2 * 9 * 16 * p * p * h * w)
     assert_hint_keeps_answer(info, str(17 * 25))  # the count for width 1 on 5×5
 
 
 def test_check_extra_params_C():
-    check_extra_params_C(lambda n, ci, co: projection(ci, co) + (n - 1) * projection(co, co))
+    check_extra_params_C(extra_params_C)
     with pytest.raises(AssertionError, match="too many") as info:
         check_extra_params_C(lambda n, ci, co: n * projection(co, co))
     assert_hint_keeps_answer(info, str(projection(4, 8)))
 
 
 def test_check_resnet50_C_minus_B():
-    # Under B, conv2_x … conv5_x have 2, 3, 5, 2 identity shortcuts; C gives each a 4w → 4w projection.
-    right = sum(k * projection(4 * w, 4 * w) for k, w in zip((2, 3, 5, 2), (64, 128, 256, 512)))
+    right = resnet50_C_minus_B
     check_resnet50_C_minus_B(right)
     for wrong in (right + projection(256, 256), right - projection(64, 64)):
         with pytest.raises(AssertionError, match="too (many|few)") as info:
@@ -449,13 +453,6 @@ def test_check_resnet50_C_minus_B():
 
 
 def test_check_cifar_params():
-    def cifar_params(n):
-        conv_bn = lambda ci, co: 9 * ci * co + 2 * co  # noqa: E731
-        stem = conv_bn(3, 16)
-        stages = sum(conv_bn(ci, co) + conv_bn(co, co) + (n - 1) * 2 * conv_bn(co, co)
-                     for ci, co in ((16, 16), (16, 32), (32, 64)))
-        return stem + stages + 64 * 10 + 10
-
     check_cifar_params(cifar_params)
     with pytest.raises(AssertionError, match="too many") as info:
         check_cifar_params(lambda n: cifar_params(n) + 2 * (16 * 32 + 32 * 64))

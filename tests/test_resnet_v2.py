@@ -20,7 +20,7 @@ from labml_style_src.paper_tables import (
     PREACT_TABLE_4_CIFAR10,
     RESNET_TABLE_6,
 )
-from labml_style_src.resnet_v1.residual_block import conv3x3, n_params, residual_add
+from labml_style_src.resnet_v1.residual_block import n_params
 from labml_style_src.resnet_v1.resnet import TABLE_1, stage_shapes
 from labml_style_src.resnet_v2.activation_variants import (
     ACTIVATION_VARIANTS,
@@ -36,11 +36,9 @@ from labml_style_src.resnet_v2.keras_resnet50v2 import (
 )
 from labml_style_src.resnet_v2.preact_resnet import (
     PreActBottleneck,
-    bn_relu,
     check_preact_basic_block,
     param_breakdown,
     preact_cifar_resnet,
-    preact_shortcut,
 )
 from labml_style_src.resnet_v2.propagation import (
     check_gradient_cancels,
@@ -58,6 +56,11 @@ from labml_style_src.resnet_v2.shortcut_variants import (
     shortcut_path_gain,
     shortcut_variant,
 )
+from solutions.resnet_v2.activation_variants import never_negative
+from solutions.resnet_v2.keras_resnet50v2 import final_map_size, final_side
+from solutions.resnet_v2.preact_resnet import PreActBasicBlock
+from solutions.resnet_v2.propagation import cancelling_F
+from solutions.resnet_v2.shortcut_variants import set_identity
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
@@ -123,8 +126,8 @@ def one_by_one_conv(weight: float) -> nn.Conv2d:
 
 # Exercise: F(x) = -λx cancels the gradient of x_1 = λx + F(x) exactly; any other weight does not.
 def test_check_gradient_cancels():
-    check_gradient_cancels(one_by_one_conv(-1.0))
-    check_gradient_cancels(one_by_one_conv(-0.5), lam=0.5)
+    check_gradient_cancels(cancelling_F(1.0))
+    check_gradient_cancels(cancelling_F(0.5), lam=0.5)
     with pytest.raises(AssertionError, match="not 0") as info:
         check_gradient_cancels(one_by_one_conv(1.0))
     assert_hint_keeps_answer(info, "-1", "−1")
@@ -149,15 +152,6 @@ def test_shortcut_gain_matches_eq8():
     assert shortcut_path_gain("dropout", p=0.5) == 0.0
     # 54 projections, each followed by BN: a gain between 10^4 and 10^6, as the page states, for eight seeds.
     assert all(1e4 < shortcut_path_gain("conv1x1", seed=seed) < 1e6 for seed in range(8))
-
-
-def set_identity(merge) -> None:
-    """Reference solution of the exercise: W_s = I, and BN undoing its own eval-mode normalisation."""
-    conv, bn = merge.W_s
-    c = conv.out_channels
-    conv.weight.copy_(torch.eye(c, dtype=conv.weight.dtype).view(c, c, 1, 1))
-    bn.weight.copy_((bn.running_var + bn.eps).sqrt())
-    bn.bias.copy_(bn.running_mean)
 
 
 def same_F_units(variant: str, c: int = 8, **kwargs):
@@ -255,7 +249,7 @@ def test_fig5_moves_the_activation_into_the_next_unit():
 
 
 def test_check_never_negative():
-    check_never_negative({"original", "bn_after_addition"})
+    check_never_negative(never_negative)
     for wrong in ({"original"}, {"original", "bn_after_addition", "full_preact"}, set()):
         with pytest.raises(AssertionError, match="look at") as info:
             check_never_negative(wrong)
@@ -351,22 +345,6 @@ def test_bad_preact_depth():
     for depth in (100, 2, 165, 1000):
         with pytest.raises(ValueError, match=r"9n\+2"):
             preact_cifar_resnet(depth)
-
-
-class PreActBasicBlock(nn.Module):
-    """Reference solution of the exercise: BN-ReLU-conv3×3-BN-ReLU-conv3×3, nothing after the addition."""
-    expansion = 1
-
-    def __init__(self, c_in, width, stride=1, shortcut=preact_shortcut):
-        super().__init__()
-        self.preact = bn_relu(c_in)
-        self.F = nn.Sequential(conv3x3(c_in, width, stride), bn_relu(width), conv3x3(width, width))
-        self.shortcut = shortcut(c_in, width, stride)
-        self.reads_preact = not isinstance(self.shortcut, nn.Identity)
-
-    def forward(self, x):
-        a = self.preact(x)
-        return residual_add(self.F(a), self.shortcut(a if self.reads_preact else x))
 
 
 class PostActBasicBlock(PreActBasicBlock):
@@ -513,18 +491,14 @@ def test_bad_keras_depth():
 
 
 def test_check_final_map_size():
-    # Reference solution: the side after each padded 'valid' layer, then three halvings (rounding up).
-    def final_side(size):
-        side = ((size + 6 - 7) // 2 + 1 + 2 - 3) // 2 + 1  # conv1 (pad 3, 7×7/2), pool1 (pad 1, 3×3/2)
-        for _ in range(3):
-            side = (side + 2 - 3) // 2 + 1  # a stride-2 `_2_conv` (pad 1, 3×3/2)
-        return side
-
-    assert final_side(224) == 7  # as the page prints
-    right = {size: final_side(size) for size in (299, 225)}
+    assert final_side(224) == 7  # the reference's rule gives what the page prints
+    right = final_map_size
     check_final_map_size(right)
     with pytest.raises(AssertionError, match="you give") as info:
         check_final_map_size({299: right[299], 225: right[225] + 1})
+    assert_hint_keeps_answer(info, f" {right[225]}")
+    with pytest.raises(AssertionError, match="299 and 225") as info:  # a size left out
+        check_final_map_size({299: right[299]})
     assert_hint_keeps_answer(info, f" {right[225]}")
 
 

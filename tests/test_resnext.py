@@ -60,6 +60,11 @@ from labml_style_src.resnext.three_forms import (
     to_early_concat,
     to_grouped,
 )
+from solutions.resnext.add_pitfall import answers
+from solutions.resnext.aggregated import bottleneck_width
+from solutions.resnext.paper_numbers import downsampling_block_macs
+from solutions.resnext.resnext_nets import stage_weights
+from solutions.resnext.three_forms import from_grouped
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 AT_224 = (1, 3, 224, 224)  # one ImageNet-sized image, for counting multiply-adds
@@ -95,16 +100,21 @@ def test_template_rule_keeps_cost():
 
 
 def test_check_bottleneck_width():
-    # Right: the nearest whole width by brute force. Wrong: width c/4 split evenly over C paths.
-    def reference(c, C):
-        target = block_cost(c, 1, c // 4)[0]
-        return min(range(1, c + 1), key=lambda d: abs(block_cost(c, C, d)[0] - target))
-
-    check_bottleneck_width(reference)
+    # Wrong: width c/4 split evenly over C paths; a float.
+    check_bottleneck_width(bottleneck_width)
     with pytest.raises(AssertionError, match="a neighbouring width comes closer"):
         check_bottleneck_width(lambda c, C: max(1, c // (4 * C)))
     with pytest.raises(AssertionError, match="must return a whole number"):
-        check_bottleneck_width(lambda c, C: reference(c, C) + 0.0)
+        check_bottleneck_width(lambda c, C: bottleneck_width(c, C) + 0.0)
+
+
+# The reference solves eq. (4)'s quadratic; it agrees with a search over every whole width.
+def test_bottleneck_width_is_the_nearest_whole_width():
+    for c in (64, 128, 256, 1024, 4096):
+        target = block_cost(c, 1, c // 4)[0]
+        for C in (1, 2, 3, 4, 8, 12, 32, 64, 100):
+            nearest = min(range(1, c + 1), key=lambda d: abs(block_cost(c, C, d)[0] - target))
+            assert bottleneck_width(c, C) == nearest, (c, C)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,30 +188,16 @@ def test_groups_weight_shape():
     assert g.F[3].weight.shape == (128, 4, 3, 3) and g.F[3].groups == 32
 
 
-def _from_grouped(sd, C, last_order=None):
-    # The inverse of `to_grouped`; `last_order` permutes the paths' last 1×1s (a wrong answer).
-    out = {k: v for k, v in sd.items() if k.startswith("bn.")}
-    for key, v in sd.items():
-        if key.startswith("F."):
-            _, layer, name = key.split(".")
-            parts = [v] * C if name == "num_batches_tracked" else v.chunk(C, 1 if layer == "6" else 0)
-            if layer == "6" and last_order is not None:
-                parts = [parts[i] for i in last_order(C)]
-            for i, part in enumerate(parts):
-                out[f"paths.{i}.{layer}.{name}"] = part
-    return out
-
-
 def test_check_from_grouped():
-    check_from_grouped(_from_grouped)
+    check_from_grouped(from_grouped)
     # The last 1×1 split along the output axis: the shapes do not load.
     with pytest.raises(AssertionError, match="does not load your state dict"):
-        check_from_grouped(lambda sd, C: _from_grouped(
-            {k: v for k, v in sd.items() if k != "F.6.weight"}, C) | {
+        check_from_grouped(lambda sd, C: from_grouped(sd, C) | {
             f"paths.{i}.6.weight": w for i, w in enumerate(sd["F.6.weight"].chunk(C, 0))})
     # The paths' last 1×1s in reverse order: everything loads, the function is another one.
     with pytest.raises(AssertionError, match="computes something else in training mode"):
-        check_from_grouped(lambda sd, C: _from_grouped(sd, C, lambda C: range(C - 1, -1, -1)))
+        check_from_grouped(lambda sd, C: from_grouped(sd, C) | {
+            f"paths.{i}.6.weight": from_grouped(sd, C)[f"paths.{C - 1 - i}.6.weight"] for i in range(C)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,16 +354,6 @@ def test_resnext29_layout():
 
 
 def test_check_stage_weights():
-    def stage_weights(C, d):
-        out, c_in = {}, 64
-        for name, p in zip(("conv2_x", "conv3_x", "conv4_x"), CIFAR_WIDTHS):
-            w, c_out = C * (d * p // 64), 4 * p
-            # 1×1 in, grouped 3×3, 1×1 out: the first block reads c_in, the other two c_out.
-            first, later = (c * w + 9 * w * (w // C) + w * c_out for c in (c_in, c_out))
-            out[name] = first + c_in * c_out + 2 * later  # + the first block's projection
-            c_in = c_out
-        return out
-
     check_stage_weights(stage_weights)
     with pytest.raises(AssertionError, match="conv2_x: your count is too low"):  # no projection
         check_stage_weights(lambda C, d: {k: v - 64 * 256 if k == "conv2_x" else v
@@ -377,10 +363,7 @@ def test_check_stage_weights():
 
 
 def test_check_downsampling_block_macs():
-    def reference(c_in, width, C, d, h):
-        w, c_out, h2 = C * (d * width // 64), 4 * width, (h + 1) // 2
-        return c_in * w * h * h + (9 * w * (w // C) + w * c_out + c_in * c_out) * h2 * h2
-
+    reference = downsampling_block_macs
     check_downsampling_block_macs(reference)
     # The 1×1 costed after the stride (ResNet's original layout): too low.
     with pytest.raises(AssertionError, match="too low"):
@@ -437,8 +420,7 @@ def test_silent_broadcast_trains_and_guard_refuses():
 
 
 def test_check_add_shapes():
-    reference = [None, (2, 64, 8, 8), (2, 64, 8, 8), None, (2, 64, 8, 8), (2, 64, 8, 8), None,
-                 (2, 8, 8, 8)]
+    reference = answers
     assert len(reference) == len(PAIRS)
     check_add_shapes(reference)
     with pytest.raises(AssertionError, match=r"pair 7: .* Hint: line the two shapes up"):

@@ -59,6 +59,10 @@ from labml_style_src.training.recipe import (
     plot_schedule,
     train_val_split,
 )
+from solutions.training.data import split
+from solutions.training.fast_gpu import crop_black
+from solutions.training.loop import accumulated_step
+from solutions.training.recipe import my_lr
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "docs" / "assets" / "training"
@@ -147,17 +151,7 @@ def test_show_examples_and_counts_on_any_dataset():
 
 
 def test_check_split():
-    def stratified(labels, n_val, seed):  # a right answer: per class, largest remainders get the rounding
-        labels = np.asarray(labels)
-        rng = np.random.default_rng(seed)
-        classes, counts = np.unique(labels, return_counts=True)
-        share = n_val * counts / len(labels)
-        take = np.floor(share).astype(int)
-        take[np.argsort(share - take)[::-1][: n_val - take.sum()]] += 1
-        val = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)])
-        return np.setdiff1d(np.arange(len(labels)), val), val
-
-    check_split(stratified)
+    check_split(split)
 
     def random_split(labels, n_val, seed):  # a wrong one: ignores the classes
         return train_val_split(len(labels), n_val, seed)
@@ -167,7 +161,7 @@ def test_check_split():
     assert_hint(e)
 
     def one_short(labels, n_val, seed):  # wrong: one image too few held out
-        train, val = stratified(labels, n_val, seed)
+        train, val = split(labels, n_val, seed)
         return np.append(train, val[-1]), val[:-1]
 
     with pytest.raises(AssertionError, match="expected 297 held-out"):
@@ -253,11 +247,7 @@ def test_lr_schedule_values():
 
 
 def test_check_lr():
-    def scaled(it, batch):  # a right answer: same images per lr step, lr × batch/128
-        k = batch / 128
-        return 0.1 * k * 0.1 ** ((it * k >= 32_000) + (it * k >= 48_000))
-
-    check_lr(scaled)
+    check_lr(my_lr)
     with pytest.raises(AssertionError, match="batch 256, iteration 0") as e:
         check_lr(lambda it, batch: lr_at(it, PAPER))  # the lr not scaled
     assert_hint(e, "0.2")
@@ -456,13 +446,7 @@ def test_short_training_run_learns(digits_root, tmp_path):
 
 
 def test_check_accumulation():
-    def accumulated(model, optimizer, x, y, k):  # a right answer
-        optimizer.zero_grad(set_to_none=True)
-        for xs, ys in zip(x.chunk(k), y.chunk(k)):
-            (nnf.cross_entropy(model(xs), ys) / k).backward()
-        optimizer.step()
-
-    check_accumulation(accumulated)
+    check_accumulation(accumulated_step)
 
     def summed(model, optimizer, x, y, k):  # wrong: k times the mean loss
         optimizer.zero_grad(set_to_none=True)
@@ -552,15 +536,12 @@ def test_device_batches_identical_on_cuda():
 
 
 def test_check_black_padding():
-    def black(x, mean, dy, dx, flip):  # a right answer: back to raw pixels, pad black, crop, subtract
-        return crop_flip(x + mean, dy, dx, flip) - mean
-
-    check_black_padding(black)
+    check_black_padding(crop_black)
     with pytest.raises(AssertionError, match="border") as e:
         check_black_padding(lambda x, mean, dy, dx, flip: crop_flip(x, dy, dx, flip))  # mean-colour padding
     assert_hint(e, "+ mean", "- mean")
     with pytest.raises(AssertionError, match="inside") as e:
-        check_black_padding(lambda x, mean, dy, dx, flip: black(x, mean, dy, dx, ~flip))
+        check_black_padding(lambda x, mean, dy, dx, flip: crop_black(x, mean, dy, dx, ~flip))
     assert_hint(e)
 
 

@@ -21,6 +21,8 @@ import nbformat
 
 from solutions import Graded
 
+from .pages import PACKAGE
+
 SOLUTIONS = "solutions"  # package of reference solutions, one module per page: solutions.<chapter>.<page>
 EXERCISE = re.compile(r"^(\d+)\.\s+(.*)")
 
@@ -45,6 +47,19 @@ def solution_module(chapter: str, page: str):
     return importlib.import_module(name)
 
 
+def _literal(value) -> str:
+    """Python source for a value; a set's elements sorted, so the notebook is the same on every run."""
+    if isinstance(value, (set, frozenset)) and value:
+        return "{" + ", ".join(sorted(map(repr, value))) + "}"
+    return repr(value)
+
+
+def answer_namespace(module, graded: Graded) -> dict:
+    """What the graded cells see in the notebook: the page's names and the answer (here the reference)."""
+    page = importlib.import_module(module.__name__.replace(SOLUTIONS, PACKAGE, 1))
+    return {**vars(page), graded.answer: getattr(module, graded.answer)}
+
+
 def _meta(grade_id: str, *, solution: bool, grade: bool, locked: bool, points: int | None = None) -> dict:
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
             "task": False}
@@ -59,12 +74,12 @@ def answer_cells(graded: Graded, module) -> list:
     if callable(reference):
         body = inspect.getsource(reference).rstrip()
     else:
-        body = f"{graded.answer} = {reference!r}"
+        body = f"{graded.answer} = {_literal(reference)}"
     answer = nbformat.v4.new_code_cell(
         f"### BEGIN SOLUTION\n{body}\n### END SOLUTION",
         metadata=_meta(f"answer-{graded.exercise}", solution=True, grade=False, locked=False))
-    namespace = {graded.answer: reference}
-    hidden = [f"assert {expr} == {eval(expr, dict(vars(module)), namespace)!r}, "  # noqa: S307 (our own code)
+    namespace = answer_namespace(module, graded)
+    hidden = [f"assert {expr} == {_literal(eval(expr, namespace))}, "  # noqa: S307 (our own code)
               f"{'a hidden test of exercise %d failed' % graded.exercise!r}" for expr in graded.hidden]
     test = f"# Exercise {graded.exercise}: the page's own check.\n{graded.check}"
     if hidden:

@@ -351,7 +351,8 @@ if __name__ == "__main__":
 #
 # 1. **Count option C (auto-checked).** How many more parameters does ResNet-50 have with option C
 #    than with option B? Work it out by hand: which blocks get a new $W_s$ under C, and what does each
-#    one cost (a 1×1 convolution and a BN)? Then run `check_resnet50_C_minus_B(your_number)`.
+#    one cost (a 1×1 convolution and a BN)? Then set `resnet50_C_minus_B` to your number and run
+#    `check_resnet50_C_minus_B(resnet50_C_minus_B)`.
 # 2. Add ResNet-200 of the pre-activation paper to `TABLE_1` as data: bottleneck blocks (3, 24, 36, 3).
 #    What does `Arch` check for you? (Its "FLOPs" are not in our Table 1; count them with `count_macs`.)
 # 3. Global average pooling hands the fc layer one number per channel, whatever the size of the

@@ -228,8 +228,9 @@ if __name__ == "__main__":
 #
 # 1. **Which units never output a negative number? (auto-checked)** For some of the five variants,
 #    no element of a unit's output $\mathbf{x}_{l+1}$ is ever negative, whatever the weights and the
-#    input. Which ones? Call `check_never_negative({...})` with the set of their names. What does
-#    that tell you about the signals the next unit's shortcut can carry?
+#    input. Which ones? Set `never_negative` to the set of their names (`{"...", ...}`) and run
+#    `check_never_negative(never_negative)`. What does that tell you about the signals the next
+#    unit's shortcut can carry?
 # 2. Measure the five variants with `n_units=10` and with `n_units=200` (a few seconds on a CPU).
 #    Which columns change with depth, and which variant changes most?
 # 3. In the ReLU-only pre-activation (d) the first ReLU is "not used in conjunction with a BN layer".

@@ -326,8 +326,9 @@ if __name__ == "__main__":
 #
 # 1. **Other input sizes (auto-checked).** Keras' ResNet50V2 takes any input of at least 32×32.
 #    Without running the network, work out the side of the map that `post_bn` sees for a 299×299
-#    and for a 225×225 input (for 224×224 it is printed above), and check your numbers with
-#    `check_final_map_size({299: ..., 225: ...})`.
+#    and for a 225×225 input (for 224×224 it is printed above). Write them as
+#    `final_map_size = {299: ..., 225: ...}` and check them with
+#    `check_final_map_size(final_map_size)`.
 # 2. Count by hand the conv biases of ResNet50V2 (stem, `_0_conv`, `_3_conv`) and check your sum
 #    against the `conv biases` row above.
 # 3. Move the stride to the first block of each stage (v1 style) in `stack2`. Does the parameter count
@@ -339,6 +340,9 @@ if __name__ == "__main__":
 def check_final_map_size(answer: dict) -> None:
     # Runs ResNet50V2 on each input size and measures the map that `post_bn` sees. Only
     # shapes matter, so it runs on the "meta" device: shapes, and no data.
+    if not {299, 225} <= set(answer):
+        raise AssertionError("give the side for both sizes the exercise asks about: "
+                             "299 and 225")
     with torch.device("meta"):
         model = resnet_v2_keras(50)
         for size, side in answer.items():

@@ -283,11 +283,14 @@ if __name__ == "__main__":
 # ## Exercises
 #
 # 1. **A gradient that cancels (auto-checked).** Eq. (5) says the gradient is unlikely to cancel
-#    because $\frac{\partial}{\partial \mathbf{x}_l}\sum F$ "cannot be always −1". Build one unit for
-#    which it is: an `F` made of a single 1×1 convolution on 1-channel maps (no BN), such that
-#    $\partial E / \partial \mathbf{x}_0 = 0$ for every input and every loss. Check it with
-#    `check_gradient_cancels(F)`, then do the same for a scaled shortcut with
-#    `check_gradient_cancels(F, lam=0.5)`. Would training ever drive a real $F$ there?
+#    because $\frac{\partial}{\partial \mathbf{x}_l}\sum F$ "cannot be always −1". Build units for
+#    which it is: write `cancelling_F(lam)`, which returns an `F` made of a single 1×1 convolution
+#    on 1-channel maps (no BN) such that, in the unit
+#    $\mathbf{x}_1 = \lambda\mathbf{x}_0 + F(\mathbf{x}_0)$,
+#    $\partial E / \partial \mathbf{x}_0 = 0$ for every input and every loss.
+#    Check it with `check_gradient_cancels(cancelling_F(1.0))`, then for a scaled shortcut with
+#    `check_gradient_cancels(cancelling_F(0.5), lam=0.5)`. Would training ever drive a real $F$
+#    there?
 # 2. Eq. (7) says $\hat F_i = \lambda^{L-1-i} F(\mathbf{x}_i)$ for a constant $\lambda$. Change the
 #    eq. (4) cell to verify $\mathbf{x}_L = \lambda^{L-l}\mathbf{x}_l + \sum_i \hat F_i$ for
 #    $\lambda = 0.9$. Why does the weight of $F(\mathbf{x}_i)$ depend on how far unit $i$ is from the top?

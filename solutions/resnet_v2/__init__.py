@@ -1,0 +1,1 @@
+"""Reference solutions: pre-activation ResNets (ResNet v2)."""
