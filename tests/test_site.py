@@ -294,6 +294,12 @@ def test_side_by_side_page_in_a_browser(browser, server):
     assert page.locator("label.md-header__button[for^=__palette]").count() >= 1
     assert page.locator(".md-footer__link").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "side_by_side_1440.png"), full_page=False)
+    # Keyboard focus is visible: what Tab reaches gets an outline.
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    outline = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+        return [document.activeElement.tagName, s.outlineStyle, parseFloat(s.outlineWidth)]; }""")
+    assert outline[1] != "none" and outline[2] > 0, outline
     desktop.close(server)
 
     phone = Visit(browser, url, 390, 844)
@@ -402,19 +408,6 @@ def test_accessibility(browser, server, built_site, width, scheme):
             page.screenshot(path=str(ARTIFACTS / f"{kind.replace(' ', '_')}_{width}_{scheme}.png"))
         visit.close(server)
     assert not found, found
-
-
-# Keyboard focus is visible: the focused link gets an outline.
-@pytest.mark.browser
-def test_keyboard_focus_is_visible(browser, server):
-    visit = Visit(browser, f"{server}/{FIRST_PAGE.chapter}/{FIRST_PAGE.name}/", 1440, 900)
-    page = visit.page
-    for _ in range(3):
-        page.keyboard.press("Tab")
-    outline = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
-        return [document.activeElement.tagName, s.outlineStyle, parseFloat(s.outlineWidth)]; }""")
-    assert outline[1] != "none" and outline[2] > 0, outline
-    visit.close(server)
 
 
 # Print: one column (note above its code), no navigation, outputs kept; the PDF Chromium prints is real.
