@@ -5,25 +5,44 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build lint test browser graphviz bench bench-train warmup ablation assignments grade clean
+# Languages beside English: one build each (mkdocs.<code>.yml inherits mkdocs.yml).
+LANGUAGES := ja zh
+# `make serve SERVE_LANG=ja` (or zh) serves that language with live reload.
+SERVE_LANG ?= en
+
+.PHONY: serve build preview lint test browser graphviz bench bench-train warmup bench-ddp ddp-demo ablation assignments grade clean translations
 
 $(READY): requirements.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
 	touch $@
 
-serve: $(READY) graphviz  ## build and serve the site at http://127.0.0.1:8000, rebuilding on edits
-	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+serve: $(READY) graphviz  ## serve one language with live reload: http://127.0.0.1:8000/en/ (SERVE_LANG=ja or zh for the others)
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000 $(if $(filter-out en,$(SERVE_LANG)),-f mkdocs.$(SERVE_LANG).yml)
 
-build: $(READY) graphviz  ## build the static site into site/; runs the pages whose code changed (PAGE_JOBS=2, PAGE_TIMEOUT=120 s)
+build: $(READY) graphviz  ## every language into site/en, site/ja, site/zh (+ site/index.html -> en/); runs the pages whose code changed (PAGE_JOBS=2, PAGE_TIMEOUT=120 s)
 	$(BIN)/mkdocs build --strict
+	for code in $(LANGUAGES); do $(BIN)/mkdocs build --strict -f mkdocs.$$code.yml || exit 1; done
+	cp translations/root-index.html site/index.html
 
-# The browser test uses Debian's chromium (never a downloaded browser). Installed when missing and we are root.
+preview: build  ## every language together, as deployed (no live reload): http://127.0.0.1:8000/
+	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory site
+
+translations: $(READY)  ## add entries for new/changed English blocks to translations/, then list what is left to translate
+	$(BIN)/python scripts/translations.py sync
+	-$(BIN)/python scripts/translations.py check
+
+# The browser test uses Debian's chromium (never a downloaded browser) and Debian's Noto CJK fonts (the ja and zh
+# pages use system fonts). Installed when missing and we are root.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped (they fail under CI=true)"; fi; }
+	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; \
+	  else echo "fonts-noto-cjk is missing and cannot be installed here: the ja/zh browser tests will fail"; fi; }
 
 # Diagrams are drawn at build time by Graphviz's `dot` (Debian's graphviz). Installed when missing and we are root.
 graphviz:
@@ -48,8 +67,24 @@ bench-train: $(READY)  ## the fast path's batches vs a plain DataLoader: CPU tim
 warmup: $(READY)  ## the warm-up measurement the recipe page shows (~6 min of one CPU core)
 	$(BIN)/python scripts/measure_warmup.py
 
-ablation: $(READY)  ## the plain-vs-residual experiment whose results the ablation page shows (~75 s on 2 cores)
-	$(BIN)/python scripts/run_ablation.py
+# Data-parallel training on the CPU: 2 processes (gloo) started by torchrun, a small ResNet, generated
+# ImageNet-format JPEGs. Progress bar from rank 0 only. Starts afresh each time.
+ddp-demo: $(READY)  ## 2-process DDP training of a small ResNet on generated ImageNet-format data (CPU)
+	$(BIN)/python scripts/train_ddp.py --write-demo-data data/patterns-imagenet-demo --demo-images 256
+	rm -rf runs/ddp-demo
+	OMP_NUM_THREADS=1 $(BIN)/torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py \
+	  --data data/patterns-imagenet-demo --run-dir runs/ddp-demo --epochs 5 --milestones 4
+
+bench-ddp: $(READY)  ## images/s of 1 vs 2 DDP processes on the CPU (see the script for GPU options)
+	$(BIN)/python scripts/bench_ddp.py
+
+# The plain-vs-residual experiment whose results the ablation page shows (docs/assets/ablation/), niced:
+# about 11 minutes of CPU on the shared 2-core machine it was made on. DEVICE=cuda runs it on a GPU.
+DEVICE ?= cpu
+ablation: $(READY)  ## re-make the committed ablation results
+	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE)
+	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE) --name degradation_long \
+	  --kinds plain --depths 56 --seeds 0 --epochs 90
 
 assignments: $(READY)  ## an nbgrader course source/ folder, one assignment per page, in build/course
 	$(BIN)/python scripts/course.py assignments --course build/course

@@ -5,4 +5,4 @@ Each chapter is a sub-package; each page is one module in jupytext percent forma
 each chapter's own `PAGES` list, so a page exists on the site exactly when it is listed.
 """
 
-CHAPTERS = ["resnet_v1", "ablation", "resnet_v2", "resnext", "training"]
+CHAPTERS = ["resnet_v1", "ablation", "resnet_v2", "resnext", "training", "scale"]

@@ -203,3 +203,16 @@ RESNEXT_TABLE7_CIFAR = {
     (8, 64): {"params_m": 34.4, "cifar10": 3.65, "cifar100": 17.77},
     (16, 64): {"params_m": 68.1, "cifar10": 3.58, "cifar100": 17.31},
 }
+
+# --- He et al. 2015 (ResNet) ---
+
+# Table 2: top-1 error (%, 10-crop testing) on ImageNet validation of plain and residual nets of 18
+# and 34 layers; the ResNets use option A shortcuts, so they have the plain nets' parameters.
+RESNET_TABLE2_TOP1 = {
+    "plain": {18: 27.94, 34: 28.54},
+    "ResNet": {18: 27.88, 34: 25.03},
+}
+
+# Fig. 6: the depths whose CIFAR-10 training curves are plotted (left: plain nets, plain-110 being
+# above 60 % error and left out; middle: ResNets).
+RESNET_FIG6_DEPTHS = {"plain": (20, 32, 44, 56), "ResNet": (20, 32, 44, 56, 110)}

@@ -19,7 +19,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 # The renderer: the package beside the MkDocs hook (MkDocs puts hooks/ on sys.path while loading the hook).
 sys.path.insert(0, str(ROOT / "hooks"))
-from site_render import notebook, pages, source  # noqa: E402
+from site_render import execute, notebook, pages, source  # noqa: E402
 
 PAGES = [page for _, chapter in pages.discover() for page in chapter]
 
@@ -36,6 +36,26 @@ def built_site(tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "build_seconds.txt").write_text(f"{seconds:.1f}\n")
     return site, seconds
+
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright (the English and the ja/zh browser tests share it)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing (run `make test`, which installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(autouse=True)
@@ -58,37 +78,17 @@ def isolated_rng():
         torch.cuda.set_rng_state_all(saved[3])
 
 
-class PageError(AssertionError):
-    """A page failed to run; the message names the file and the cell."""
-
-
-def run_notebook(notebook, cwd: Path, env: dict, label: str) -> float:
-    """Execute a notebook with nbclient in `cwd`; returns seconds. On error: which file, which cell, what."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}})
-    start = time.perf_counter()
-    try:
-        client.execute(env={**os.environ, **env})
-    except CellExecutionError as error:
-        cells = [c for c in notebook.cells if c.cell_type == "code"]
-        failed = next((i for i, c in enumerate(cells)
-                       if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        where = "unknown cell"
-        if failed is not None:
-            first = next((l for l in cells[failed].source.splitlines() if l.strip()), "")
-            where = f"code cell {failed + 1} (starting {first.strip()!r})"
-        raise PageError(f"{label}: {where} raised {error.ename}: {error.evalue}") from None
-    return time.perf_counter() - start
-
-
 def jupytext_notebook(text: str):
     """A page's own notebook (what Jupyter shows when it opens the source), ready to run."""
     import jupytext
 
     return notebook.with_kernel(jupytext.reads(text, fmt=source.JUPYTEXT))
+
+
+def run_notebook(nb, cwd: Path, env: dict, label: str | Path) -> float:
+    """Run a notebook in `cwd` with the build's runner (site_render.execute); returns seconds. A cell that raises
+    fails with `label: code cell N (line L): Error: message` (`label` a page's source path: its own numbering)."""
+    return execute.execute(nb, label, env, standalone=False, timeout=900, cwd=cwd)
 
 
 def assert_hint_keeps_answer(info, *right: str) -> None:

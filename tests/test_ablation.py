@@ -3,27 +3,53 @@
 import csv
 import importlib.util
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as nnf
 
 from labml_style_src.ablation.degradation import (
     BUILDERS,
     PlainBlock,
-    check_paths,
-    digits_16,
-    digits_setup,
+    Settings,
+    check_identity,
+    digits_8,
     plain_cifar,
-    results_table,
-    run_degradation,
+    precise_bn,
+    random_shift,
+    train_one,
 )
+from labml_style_src.ablation.results import (
+    check_epochs_to_reach,
+    final_table,
+    find_results,
+    load_results,
+)
+from labml_style_src.paper_tables import RESNET_FIG6_DEPTHS, RESNET_TABLE2_TOP1
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "assets" / "ablation"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("run_ablation", ROOT / "scripts" / "run_ablation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+# Table 2 and Fig. 6 as the results page states them (one home: labml_style_src/paper_tables.py): deeper
+# plain nets worse, deeper ResNets better; Fig. 6 plots plain nets at 20-56 layers and ResNets up to 110.
+def test_paper_facts():
+    assert RESNET_TABLE2_TOP1 == {"plain": {18: 27.94, 34: 28.54}, "ResNet": {18: 27.88, 34: 25.03}}
+    assert RESNET_TABLE2_TOP1["plain"][34] > RESNET_TABLE2_TOP1["plain"][18]
+    assert RESNET_TABLE2_TOP1["ResNet"][34] < RESNET_TABLE2_TOP1["ResNet"][18]
+    assert RESNET_FIG6_DEPTHS == {"plain": (20, 32, 44, 56), "ResNet": (20, 32, 44, 56, 110)}
 
 
 # The plain block is the basic block minus the addition: y = relu(F(x)), with the same F.
@@ -39,8 +65,8 @@ def test_plain_block_is_basic_block_without_the_addition():
 
 
 # Plain nets from the same constructor have exactly the residual nets' parameters (option A shortcuts
-# carry none), at both depths of the experiment.
-@pytest.mark.parametrize("depth", [20, 56])
+# carry none), at every depth of the experiment.
+@pytest.mark.parametrize("depth", [20, 32, 44, 56])
 def test_plain_and_residual_nets_have_the_same_parameters(depth):
     plain, residual = plain_cifar(depth), cifar_resnet(depth)
     assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in residual.state_dict().items()}
@@ -52,83 +78,229 @@ def test_plain_and_residual_nets_have_the_same_parameters(depth):
 # With option B the plain net would carry projection weights that never receive a gradient.
 def test_option_b_plain_net_has_unused_parameters():
     plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    nnf.cross_entropy(plain_b(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_b(torch.randn(2, 3, 8, 8)), torch.tensor([0, 1])).backward()
     unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
     assert len(unused) == 6 and all(".shortcut." in name for name in unused)  # 2 stage changes × (conv, BN γ, β)
     plain_a = plain_cifar(20)
-    nnf.cross_entropy(plain_a(torch.randn(2, 3, 16, 16)), torch.tensor([0, 1])).backward()
+    nnf.cross_entropy(plain_a(torch.randn(2, 3, 8, 8)), torch.tensor([0, 1])).backward()
     assert all(p.grad is not None for p in plain_a.parameters())
 
 
-def test_digits_16_is_real_normalised_data():
-    x_train, y_train, x_test, y_test = digits_16()
-    assert x_train.shape == (1500, 3, 16, 16) and x_test.shape == (297, 3, 16, 16)
+# The same seed gives a plain and a residual net the same initial weights.
+def test_same_seed_same_initial_weights():
+    torch.manual_seed(3)
+    plain = plain_cifar(20)
+    torch.manual_seed(3)
+    residual = cifar_resnet(20)
+    pairs = zip(plain.state_dict().values(), residual.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_digits_8_is_real_normalised_data():
+    x_train, y_train, x_test, y_test = digits_8()
+    assert x_train.shape == (1500, 3, 8, 8) and x_test.shape == (297, 3, 8, 8)
     assert abs(x_train.mean().item()) < 1e-4 and abs(x_train.std().item() - 1) < 1e-4
-    assert set(y_train.tolist()) == set(range(10))
+    assert set(y_train.tolist()) == set(range(10)) and set(y_test.tolist()) == set(range(10))
 
 
-# The experiment's schedule: lr 0.01 for the warm-up epochs, then 0.1, no drops.
-def test_digits_setup_schedule():
-    from labml_style_src.training.recipe import lr_at
+# Each image moves by at most one pixel in each direction; what comes in at the border is background.
+def test_random_shift_moves_each_image_by_at_most_one_pixel():
+    x = digits_8()[0][:64]
+    shifted = random_shift(x, torch.Generator().manual_seed(0))
+    background = x.min().item()
+    padded = nnf.pad(x, (1, 1, 1, 1), value=background)
+    offsets = set()
+    for i in range(len(x)):
+        found = [(a, b) for a in range(3) for b in range(3) if torch.equal(shifted[i], padded[i, :, a:a + 8, b:b + 8])]
+        assert found, f"image {i} is not a shift of at most one pixel"
+        offsets.update(found)
+    assert len(offsets) == 9  # all nine offsets occur
+    assert random_shift(x, torch.Generator(), 0) is x  # shift=0: no augmentation
 
-    _, recipe = digits_setup(epochs=20, warmup_epochs=3)
-    assert recipe.max_iters == 20 * 12 and recipe.warmup_iters == 3 * 12 and recipe.milestones == ()
-    assert lr_at(35, recipe) == 0.01 and lr_at(36, recipe) == 0.1 and lr_at(239, recipe) == 0.1
-    assert (recipe.momentum, recipe.weight_decay, recipe.batch_size) == (0.9, 1e-4, 128)
+
+# The paper's schedule on our scale: lr 0.1, ÷10 at 1/2 and 3/4 of training; SGD momentum 0.9, wd 1e-4, batch 128.
+def test_settings_follow_the_paper_schedule():
+    s = Settings()
+    lrs = [s.lr_at(e) for e in range(s.epochs)]
+    half, three_quarters = s.epochs // 2, 3 * s.epochs // 4
+    assert lrs[:half] == [0.1] * half
+    assert lrs[half:three_quarters] == pytest.approx([0.01] * (three_quarters - half))
+    assert lrs[three_quarters:] == pytest.approx([0.001] * (s.epochs - three_quarters))
+    assert (s.momentum, s.weight_decay, s.batch_size) == (0.9, 1e-4, 128)
 
 
-# A tiny version of the ablation (depth 8, 1 epoch, 2 minibatches) through the real code path:
-# four files' worth of output, one row per model and epoch, a table computed from the CSV.
-def test_tiny_ablation_code_path(tmp_path):
-    batches, recipe = digits_setup(epochs=1, warmup_epochs=0, batch_size=32, max_batches=2)
-    rows = run_degradation(tmp_path / "out", batches, recipe, depths=(8,), runs_dir=tmp_path / "runs",
-                           device="cpu", progress=False)
-    assert [r["model"] for r in rows] == ["plain-8", "ResNet-8"]
-    with open(tmp_path / "out" / "degradation.csv", newline="") as f:
-        from_csv = list(csv.DictReader(f))
-    assert [r["model"] for r in from_csv] == ["plain-8", "ResNet-8"]
-    assert json.loads((tmp_path / "out" / "degradation.json").read_text())[1]["model"] == "ResNet-8"
-    assert (tmp_path / "out" / "degradation.png").read_bytes()[:4] == b"\x89PNG"
-    table = results_table(tmp_path / "out" / "degradation.csv")
-    assert table.count("\n") == 3 and "| plain-8 |" in table and "| ResNet-8 |" in table
+# Precise BN: after it, each BN's statistics are the mean and variance of its input over the data
+# the network is given now (one batch here, so exactly), and its momentum is back to 0.1.
+def test_precise_bn_measures_the_current_weights():
+    torch.manual_seed(0)
+    model = plain_cifar(8)
+    x = torch.randn(40, 3, 8, 8)
+    seen = {}
+    bn = model.stages[0][0].F[1]
+    bn.register_forward_pre_hook(lambda m, inputs: seen.setdefault("input", inputs[0].clone()))
+    precise_bn(model, x, batch_size=40)
+    inputs = seen["input"]
+    assert torch.allclose(bn.running_mean, inputs.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(bn.running_var, inputs.var((0, 2, 3), unbiased=True), rtol=1e-4)
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+# A tiny version of the experiment through the real code path: rows per epoch, final numbers, and
+# the same seed gives the same run twice.
+def test_train_one_tiny_is_deterministic():
+    x_train, y_train, x_test, y_test = digits_8()
+    data = (x_train[:64], y_train[:64], x_test[:50], y_test[:50])
+    runs = [train_one("plain", 8, 0, data, Settings(epochs=2, batch_size=32), "cpu") for _ in range(2)]
+    rows, final = runs[0]
+    assert runs[0] == runs[1]
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["lr"] for r in rows] == [0.1, 0.01]
+    assert set(final) >= {"train_err", "train_err_full", "test_err", "test_err_running", "params"}
+    assert all(0 <= final[k] <= 100 for k in ("train_err", "train_err_full", "test_err", "test_err_running"))
 
 
 # scripts/run_ablation.py, the command that made the committed results, at toy size.
 def test_run_ablation_script_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("run_ablation", ROOT / "scripts" / "run_ablation.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     before = torch.get_num_threads()
     try:
-        script.main(["--out", str(tmp_path), "--depths", "8", "--epochs", "1", "--max-batches", "1",
-                     "--batch-size", "16", "--runs-dir", str(tmp_path / "runs"), "--threads", "1"])
+        script.main(["--out", str(tmp_path), "--depths", "8", "--seeds", "0", "1", "--epochs", "1",
+                     "--n-train", "32", "--threads", "1"])
     finally:
         torch.set_num_threads(before)
-    assert {p.name for p in tmp_path.iterdir()} >= {"degradation.csv", "degradation.json", "degradation.png"}
-
-
-def final_rows(path):
-    with open(path, newline="") as f:
+    with open(tmp_path / "degradation.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return rows, {r["model"]: r for r in rows}
+    assert [(r["model"], r["seed"]) for r in rows] == [("plain-8", "0"), ("plain-8", "1"), ("ResNet-8", "0"),
+                                                       ("ResNet-8", "1")]
+    summary = json.loads((tmp_path / "degradation.json").read_text())
+    assert summary["complete"] and summary["n_train"] == 32 and len(summary["final"]) == 4
+    assert summary["wall_seconds"] > 0 and summary["cpu_seconds"] >= 0
+    assert final_table(summary).count("\n") == 3
 
 
-# The committed run (scripts/run_ablation.py) shows degradation: plain-56 trains much worse than
-# plain-20, and with shortcuts the 56-layer net trains as well as the 20-layer one (Fig. 6's order).
-def test_committed_results_show_degradation():
-    rows, last = final_rows(RESULTS / "degradation.csv")
-    assert set(last) == {"plain-20", "plain-56", "ResNet-20", "ResNet-56"}
-    assert all(sum(r["model"] == m for r in rows) == 20 for m in last)  # 20 epochs each
-    err = {m: float(r["train_err"]) for m, r in last.items()}
-    assert err["plain-56"] > err["plain-20"] + 20
-    assert err["ResNet-56"] < err["plain-56"] - 20
-    assert err["ResNet-56"] < err["ResNet-20"] + 5
-    assert all(float(r["wall_seconds"]) > 0 for r in last.values())
-    assert (RESULTS / "degradation.png").stat().st_size > 10_000
+# The exercise's checker accepts a right answer and refuses wrong ones with a hint.
+def test_check_identity():
+    def make_identity(block):
+        with torch.no_grad():
+            for conv in (block.F[0], block.F[3]):
+                nn.init.dirac_(conv.weight)
+            for bn in (block.F[1], block.F[4]):
+                bn.weight.copy_(torch.sqrt(bn.running_var + bn.eps))
+                bn.bias.copy_(bn.running_mean)
+
+    check_identity(make_identity)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_identity(lambda block: None)
+    with pytest.raises(AssertionError, match="Hint"):  # the residual trick (γ = 0) does not carry over
+        check_identity(lambda block: nn.init.zeros_(block.F[-1].weight))
 
 
-def test_check_paths():
-    check_paths(lambda kind, depth: 1 if kind == "plain" else 2 ** ((depth - 2) // 2))
-    with pytest.raises(AssertionError, match="paths"):
-        check_paths(lambda kind, depth: 2 ** (depth - 2))
+def test_find_results_finds_the_committed_results():
+    assert find_results() == RESULTS
     assert set(BUILDERS) == {"plain", "ResNet"}
+
+
+# The results page's checker accepts a right answer and refuses wrong ones with a hint.
+def test_check_epochs_to_reach():
+    def epochs_to_reach(rows, model, level):
+        by_epoch = {}
+        for r in rows:
+            if r["model"] == model:
+                by_epoch.setdefault(r["epoch"], []).append(r["train_err"])
+        return next((e for e, v in sorted(by_epoch.items()) if sum(v) / len(v) <= level), None)
+
+    def any_seed(rows, model, level):  # a seed reaching the level is not the mean reaching it
+        return min((r["epoch"] for r in rows if r["model"] == model and r["train_err"] <= level), default=None)
+
+    check_epochs_to_reach(epochs_to_reach)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_epochs_to_reach(any_seed)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_epochs_to_reach(lambda rows, model, level: epochs_to_reach(rows, "other", level))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The committed results (docs/assets/ablation, made by `make ablation`) and what the results page says of them
+# ---------------------------------------------------------------------------------------------------------------
+
+MODELS = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+
+
+def committed(name="degradation"):
+    rows, summary = load_results(RESULTS, name)
+    finals = {}
+    for f in summary["final"]:
+        finals.setdefault(f["model"], {})[f["seed"]] = f
+    return rows, summary, finals
+
+
+# Every net, seed and epoch the page names is there, made with the settings the pages state.
+def test_committed_results_are_complete():
+    rows, summary, finals = committed()
+    assert summary["complete"] and summary["device"] == "cpu" and summary["threads"] == 1
+    assert summary["depths"] == [20, 56] and summary["seeds"] == [0, 1, 2]
+    assert summary["settings"] == {**asdict(Settings()), "drops": [0.5, 0.75]}
+    assert summary["n_train"] == 1500 and summary["n_test"] == 297
+    assert sorted(finals) == sorted(MODELS) and all(sorted(finals[m]) == [0, 1, 2] for m in MODELS)
+    for model in MODELS:
+        for seed in (0, 1, 2):
+            epochs = [r["epoch"] for r in rows if r["model"] == model and r["seed"] == seed]
+            assert epochs == list(range(1, 31)), (model, seed)
+    for name, model in (("degradation_long", "plain-56"),):
+        _, long, long_finals = committed(name)
+        assert long["complete"] and list(long_finals) == [model] and list(long_finals[model]) == [0]
+        assert long["settings"] == {**asdict(Settings(epochs=90)), "drops": [0.5, 0.75]}
+    assert sum(p.stat().st_size for p in RESULTS.iterdir()) < 100_000  # small enough to commit
+
+
+def full_pass(finals, model):
+    return [finals[model][seed]["train_err_full"] for seed in (0, 1, 2)]
+
+
+# What the results page says of the committed run, with the thresholds it states.
+def test_committed_results_match_the_page():
+    rows, summary, finals = committed()
+    # "every seed of plain-20 and ResNet-20 has a training error below 0.5 %, and a test error between 0.6 and
+    # 2.1 %"
+    for model in ("plain-20", "ResNet-20"):
+        assert all(e < 0.5 for e in full_pass(finals, model)), model
+        assert all(0.6 <= finals[model][s]["test_err"] <= 2.1 for s in (0, 1, 2)), model
+    # "Its training error ends between 60 and 69 % (full pass) in all three seeds, and its test error is just
+    # as high" (within the same range)
+    assert all(60 <= e <= 69 for e in full_pass(finals, "plain-56"))
+    assert all(60 <= finals["plain-56"][s]["test_err"] <= 70 for s in (0, 1, 2))
+    # "from 88–91 % in its first epoch"
+    assert all(88 <= r["train_err"] <= 91 for r in rows if r["model"] == "plain-56" and r["epoch"] == 1)
+    # "over its last 15 epochs (lr 0.01, then 0.001) its training error moves by less than 6 points in each seed"
+    for seed in (0, 1, 2):
+        late = [r["train_err"] for r in rows if r["model"] == "plain-56" and r["seed"] == seed and r["epoch"] > 15]
+        assert max(late) - min(late) < 6, seed
+    # ResNet-56: "its training error ends between 3 and 21 % (full pass)"
+    assert all(3 <= e <= 21 for e in full_pass(finals, "ResNet-56"))
+    # "above 75 % in each of its first five epochs, in every seed" and "lower at epoch 15 than at epoch 12"
+    for seed in (0, 1, 2):
+        curve = {r["epoch"]: r["train_err"] for r in rows if r["model"] == "ResNet-56" and r["seed"] == seed}
+        assert all(curve[e] > 75 for e in range(1, 6)) and curve[15] < curve[12], seed
+    # "plain-56's training error fell from 60.1 % to 48.7 % (full pass) and stayed between 56 and 59 % on the
+    # minibatches of its last 20 epochs"
+    long_rows, _, long_finals = committed("degradation_long")
+    assert round(finals["plain-56"][0]["train_err_full"], 1) == 60.1
+    assert round(long_finals["plain-56"][0]["train_err_full"], 1) == 48.7
+    assert all(56 <= r["train_err"] <= 59 for r in long_rows if r["epoch"] > 70)
+    # Beside the paper: "from 20 to 56 layers, the plain net's training error rises by 65 points and the
+    # ResNet's by 10.2"
+    def mean(model, key="train_err_full"):
+        return sum(finals[model][s][key] for s in (0, 1, 2)) / 3
+
+    assert round(mean("plain-56") - mean("plain-20")) == 65
+    assert round(mean("ResNet-56") - mean("ResNet-20"), 1) == 10.2
+    # Running statistics: "up to 79.5 points higher than with precise BN (ResNet-20, seed 1,
+    # epoch 2: 91.2 % against 11.8 %, while its training error that epoch was 30.5 %)"
+    worst = max(rows, key=lambda r: r["test_err_running"] - r["test_err"])
+    assert round(worst["test_err_running"] - worst["test_err"], 1) == 79.5
+    assert (worst["model"], worst["seed"], worst["epoch"]) == ('ResNet-20', 1, 2)
+    assert (round(worst["test_err_running"], 1), round(worst["test_err"], 1), round(worst["train_err"], 1)) == (
+        91.2, 11.8, 30.5)
+    # "at the last epoch, at lr 0.001, the two differ by at most 3.1 points in every run"
+    last = [r for r in rows if r["epoch"] == 30]
+    assert all(r["lr"] == 0.001 for r in last) and len(last) == 12
+    assert max(abs(r["test_err_running"] - r["test_err"]) for r in last) <= 3.1

@@ -12,7 +12,15 @@ import nbformat
 import pytest
 import torch
 
-from conftest import PAGES, ROOT, TIMINGS, jupytext_notebook, pages, source
+from conftest import (
+    PAGES,
+    ROOT,
+    TIMINGS,
+    jupytext_notebook,
+    pages,
+    run_notebook,
+    source,
+)
 from site_render import execute
 
 DEVICES = [
@@ -49,7 +57,7 @@ def test_page_runs_as_program(page, device, tmp_path, monkeypatch):
 def test_page_runs_as_notebook(page, device, tmp_path):
     notebook = jupytext_notebook(page.path.read_text(encoding="utf-8"))
     env = {"RESNET_DEVICE": device, "PYTHONPATH": str(ROOT)}
-    seconds = execute.execute(notebook, page.path, env, standalone=False, cwd=tmp_path)
+    seconds = run_notebook(notebook, tmp_path, env, page.path)
     TIMINGS[f"notebook  {device}  {page.chapter}/{page.name}"] = seconds
 
 
@@ -204,7 +212,6 @@ CODE_COLUMN = 88
 # Pages whose code is not wrapped to 88 yet. Strict: a listed page that fits fails the test until
 # it is taken off the list.
 NOT_YET_WRAPPED = {
-    "ablation.degradation",
 }
 WIDTH_CASES = [pytest.param(page, id=i, marks=pytest.mark.xfail(
     strict=True, reason="code lines over 88 characters, not wrapped yet"))

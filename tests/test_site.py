@@ -5,7 +5,6 @@ import ast
 import functools
 import http.server
 import json
-import os
 import re
 import tempfile
 import threading
@@ -18,10 +17,6 @@ import pytest
 
 from conftest import ARTIFACTS, PAGES, ROOT, pages
 from site_render import mkdocs_glue
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync", "--disable-quic"]
 
 
 # The strict build passes (broken links and anchors are errors) and every page has its three outputs.
@@ -198,20 +193,6 @@ def server(built_site):
     httpd.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (run `make test`, which installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield chromium
-        chromium.close()
-
-
 class Visit:
     """A page opened in a fresh context, recording console errors and every request."""
 
@@ -385,6 +366,14 @@ AXE_RUN = """async () => {
 }"""
 
 
+def axe_violations(page, scheme: str) -> list[str]:
+    """axe-core's critical and serious violations on the open page, once Material shows the expected scheme."""
+    expected = "slate" if scheme == "dark" else "default"  # Material follows the reader's system setting
+    page.wait_for_function(f"document.body.dataset.mdColorScheme === '{expected}'", timeout=15000)
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(AXE_RUN)
+
+
 # axe-core (the standard accessibility engine, vendored) on one page of every kind, at desktop and phone width,
 # in light and dark mode: no critical or serious violation (contrast, names, focusable scroll areas, ...).
 @pytest.mark.browser
@@ -396,10 +385,7 @@ def test_accessibility(browser, server, built_site, width, scheme):
     for kind, path in kinds(site).items():
         visit = Visit(browser, server + path, width, 900 if width > 1000 else 844, scheme)
         page = visit.page
-        expected = "slate" if scheme == "dark" else "default"  # Material follows the reader's system setting
-        page.wait_for_function(f"document.body.dataset.mdColorScheme === '{expected}'", timeout=15000)
-        page.add_script_tag(path=str(AXE))
-        violations = page.evaluate(AXE_RUN)
+        violations = axe_violations(page, scheme)
         if violations:
             found[kind] = violations
         # Every image has a text alternative (axe checks <img>; SVG images too).

@@ -6,5 +6,6 @@ notebook.py     the self-contained notebook offered for download (imports from o
 execute.py      running that notebook once, on CPU, in an empty folder; the content-keyed cache; clean outputs
 outputs.py      outputs as the site shows them: HTML under each code cell, the notebook view's outputs
 assignments.py  nbgrader assignments: a page, its exercises and reference solutions (solutions/)
+languages.py    the ja / zh builds: translation files, blocks translated or shown pending, sync / check
 mkdocs_glue.py  each page's files (Markdown, notebook view, download, images), links between the views
 """

@@ -66,9 +66,13 @@ class PageError(PluginError):
 # Executing a notebook
 # --------------------------------------------------------------------------------------------------------------
 
-def _where(nb, index: int, page: Path, error_line: int | None) -> str:
-    """`file: code cell N (line L)` for the notebook cell at `index`; inlined cells name the page they come from."""
+def _where(nb, index: int, page: Path | str, error_line: int | None) -> str:
+    """`file: code cell N (line L)` for the notebook cell at `index`; inlined cells name the page they come from.
+    When `page` is not a source file (a label), N and L count in the notebook itself."""
     cell = nb.cells[index]
+    if not (isinstance(page, Path) and page.is_file()):
+        number = sum(c.cell_type == "code" and c.source != SETUP for c in nb.cells[: index + 1])
+        return f"{page}: code cell {number} (line {error_line or 1})"
     if cell.source == SETUP:
         return f"{rel(page)}: before its first cell"
     first = cell.source.split("\n", 1)[0]
@@ -91,10 +95,11 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
-def execute(nb, page: Path, env: dict | None = None, standalone: bool = True, timeout: float = TIMEOUT,
+def execute(nb, page: Path | str, env: dict | None = None, standalone: bool = True, timeout: float = TIMEOUT,
             cwd: Path | None = None) -> float:
     """Run `nb` in place with a Jupyter kernel, in `cwd` (a new empty folder by default). Returns seconds.
-    A cell that raises, or a page past its time budget, raises `PageError` naming the file, cell and line."""
+    A cell that raises, or a page past its time budget, raises `PageError` naming the file (`page`: the source
+    the notebook was made from, or a label for any other notebook), the cell and the line."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -264,13 +269,16 @@ def executed(page: Path, cache_dir: Path = CACHE, timeout: float = TIMEOUT):
     return executed_all([page], cache_dir, timeout, jobs=1)[page]
 
 
-def executed_all(pages: list[Path], cache_dir: Path = CACHE, timeout: float = TIMEOUT, jobs: int = JOBS) -> dict:
+def executed_all(pages: list[Path], cache_dir: Path = CACHE, timeout: float = TIMEOUT, jobs: int = JOBS,
+                 lang=None) -> dict:
     """{page: executed notebook}. Cache misses run `jobs` at a time; each result is cached as soon as it is done,
-    so a page that fails does not cost the others their run next time."""
+    so a page that fails does not cost the others their run next time. In another language (`lang`) the notebook
+    differs in its markdown cells only; the cache is keyed by the code cells, so one execution serves every
+    language."""
     cache = open_cache(cache_dir)
     out, todo = {}, {}
     for page in pages:
-        nb = notebook(page)
+        nb = notebook(page, lang=lang)
         out[page] = lookup(cache, nb)
         if out[page] is None:
             todo[page] = nb

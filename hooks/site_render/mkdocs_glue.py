@@ -9,6 +9,7 @@ import hashlib
 import json
 import posixpath
 import re
+from pathlib import Path
 
 import nbformat
 from mkdocs.config.defaults import MkDocsConfig
@@ -16,10 +17,17 @@ from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
 from . import math, outputs
+from .languages import Language
 from .pages import PACKAGE, Page
 from .source import ROOT, render, test_anchors
 
 VIEWS = ROOT / ".cache" / "views"  # the notebooks mkdocs-jupyter renders (mkdocs.yml `include`), outputs filled in
+
+
+def views(lang: Language) -> Path:
+    """Where the notebook views of a language are written: `.cache/views`, `.cache/<lang>/views` (each path ends
+    in `views/labml_style_src/...`, the pattern mkdocs-jupyter's `include` matches)."""
+    return VIEWS if lang.english else ROOT / ".cache" / lang.code / "views"
 
 
 def _link(target_uri: str, from_uri: str) -> str:
@@ -27,18 +35,24 @@ def _link(target_uri: str, from_uri: str) -> str:
     return posixpath.relpath(target_uri, posixpath.dirname(from_uri))
 
 
-def page_markdown(page: Page, outputs: dict[int, str] | None = None) -> str:
+def page_markdown(page: Page, outputs: dict[int, str] | None = None, lang: Language | None = None) -> str:
+    """The side-by-side page in `lang`: its notes translated block by block, its code as it is."""
+    lang = lang or Language()
     # Markdown links, so `mkdocs build --strict` checks them.
-    bar = (f'[Notebook view]({_link(page.notebook_uri, page.uri)}){{ .lb-view }} '
-           f'[Download .ipynb]({_link(page.ipynb_uri, page.uri)}){{ .lb-view download="{page.name}.ipynb" }} '
-           f'Run it as a program: `python -m {PACKAGE}.{page.chapter}.{page.name}`\n{{ .lb-views }}\n\n')
+    bar = (f'[{lang.ui("Notebook view")}]({_link(page.notebook_uri, page.uri)}){{ .lb-view }} '
+           f'[{lang.ui("Download .ipynb")}]({_link(page.ipynb_uri, page.uri)})'
+           f'{{ .lb-view download="{page.name}.ipynb" }} '
+           f'{lang.ui("Run it as a program:")} `python -m {PACKAGE}.{page.chapter}.{page.name}`\n{{ .lb-views }}\n\n')
     front = json.dumps({"title": page.title, "description": page.description, "hide": ["toc"]})
-    return f"---\n{front}\n---\n\n{bar}{render(page.path, outputs=outputs)}"
+    body = render(page.path, outputs=outputs, translate=lang.page_translator(page), ui=lang.ui)
+    return f"---\n{front}\n---\n\n{bar}{body}"
 
 
-def page_files(page: Page, executed, config: MkDocsConfig) -> list[File]:
+def page_files(page: Page, executed, config: MkDocsConfig, lang: Language | None = None) -> list[File]:
     """The files of one page: side-by-side Markdown with outputs under each code cell, the notebook view (an
-    .ipynb with the same outputs), the download (the executed self-contained notebook) and the image files."""
+    .ipynb with the same outputs), the download (the executed self-contained notebook) and the image files.
+    `executed` is the download in `lang` (its markdown translated, its outputs those of the English code)."""
+    lang = lang or Language()
     images: dict[str, File] = {}
 
     def image(item: outputs.Shown) -> str:  # an image output → a file named by its content
@@ -48,26 +62,33 @@ def page_files(page: Page, executed, config: MkDocsConfig) -> list[File]:
 
     side_url = File.generated(config, page.uri, content="").url
     per_cell = outputs.page_outputs(executed, page.path)
-    shown = {index: outputs.outputs_html(outs, number, lambda item: get_relative_url(images[image(item)].url, side_url))
+    shown = {index: outputs.outputs_html(outs, number, lambda item: get_relative_url(images[image(item)].url, side_url),
+                                         lang.ui)
              for number, (index, outs) in enumerate(per_cell.items(), 1)}
     # The view's image links are written for the side-by-side page, like every link in it (notebook_view_html).
-    view = outputs.view_notebook(page.path, per_cell, lambda item: _link(image(item), page.uri))
-    view_path = VIEWS / page.notebook_uri
+    view = outputs.view_notebook(page.path, per_cell, lambda item: _link(image(item), page.uri),
+                                 lang.source_text(page.path, page.chapter), lang.ui)
+    view_path = views(lang) / page.notebook_uri
     view_path.parent.mkdir(parents=True, exist_ok=True)
     view_path.write_text(nbformat.writes(view), encoding="utf-8")
-    return [File.generated(config, page.uri, content=page_markdown(page, shown)),
+    return [File.generated(config, page.uri, content=page_markdown(page, shown, lang)),
             # a real file (mkdocs-jupyter reads `abs_src_path`), where `.cache/views` stands for the docs folder
-            File(page.notebook_uri, str(VIEWS), config.site_dir, config.use_directory_urls),
+            File(page.notebook_uri, str(views(lang)), config.site_dir, config.use_directory_urls),
             File.generated(config, page.ipynb_uri, content=nbformat.writes(executed)),
             *images.values()]
 
 
-def test_page_markdown(path) -> str:
+def test_page_markdown(path, lang: Language | None = None) -> str:
+    """A test file as a page. Test code is not translated: in another language a one-line note says so."""
+    lang = lang or Language()
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or f"The tests in {path.name}."
     front = json.dumps({"title": path.name, "description": doc.splitlines()[0], "hide": ["toc"]})
-    intro = (f"# `tests/{path.name}`\n\nRun these checks yourself: `make test`, or just this file: "
-             f"`.venv/bin/python -m pytest tests/{path.name} -q`.\n\n")
-    return f"---\n{front}\n---\n\n{intro}{render(path, test_anchors(path), percent=False)}"
+    same = lang.ui("This page is the test code itself; it is the same in every language.")
+    note = "" if lang.english else f"*{same}*\n\n"
+    run = lang.ui("Run these checks yourself: `make test`, or just this file: `{command}`.",
+                  command=f".venv/bin/python -m pytest tests/{path.name} -q")
+    intro = f"# `tests/{path.name}`\n\n{note}{run}\n\n"
+    return f"---\n{front}\n---\n\n{intro}{render(path, test_anchors(path), percent=False, ui=lang.ui)}"
 
 
 # mkdocs-jupyter's template loads MathJax (an empty or CDN `src`) and, for diagrams, mermaid from a CDN; it also
@@ -82,7 +103,7 @@ _TRAILING_STYLE = re.compile(r"\s*<style>\s*\[.*?\]\s*</style>\s*$", re.S)
 _RELATIVE = re.compile(r'(href|src)="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]*)(#[^"]*)?"')
 
 
-def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files) -> str:
+def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files, lang: Language | None = None) -> str:
     """A notebook view's content: no CDN scripts (KaTeX is ours), links to the other views, and relative links
     (written in the source for its side-by-side page `<chapter>/<name>.md`) re-aimed from the view's own URL."""
     def url(src_uri: str) -> str:
@@ -100,8 +121,10 @@ def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files
     html_text = html_text.replace('class="highlight-ipynb', 'class="highlight highlight-ipynb')
     html_text = html_text.replace('class="jp-Cell-inputWrapper" tabindex="0"', 'class="jp-Cell-inputWrapper"')
     html_text = math.dollars(re.sub(r"<pre(?=[ >])", '<pre tabindex="0"', html_text))
-    bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">Side-by-side view</a> '
-           f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">Download .ipynb</a></p>')
+    lang = lang or Language()
+    bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">{lang.ui("Side-by-side view")}</a> '
+           f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">'
+           f'{lang.ui("Download .ipynb")}</a></p>')
     return bar + html_text
 
 

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from .languages import NOTEBOOK_DEVICE, NOTEBOOK_NEEDS, Language
 from .pages import PACKAGE
 from .source import JUPYTEXT, MARKER, ROOT, SourceError, rel, split_cells
 
@@ -76,10 +77,12 @@ def dependencies(path: Path, root: Path = ROOT) -> list[Path]:
     return order
 
 
-def notebook_text(path: Path, root: Path = ROOT) -> str:
+def notebook_text(path: Path, root: Path = ROOT, lang: Language | None = None) -> str:
     """Percent-format text of the downloadable notebook: the page with the code it imports from other pages
-    inlined in a cell after the title, so it runs with no copy of this project installed."""
-    text = path.read_text(encoding="utf-8")
+    inlined in a cell after the title, so it runs with no copy of this project installed. In another language
+    only the markdown cells differ (`Language.source_text`): the code cells are the same."""
+    lang = lang or Language()
+    text = lang.source_text(path, path.parent.name)
     order = dependencies(path, root)
     lines = text.splitlines()
     page_imports = _package_imports(ast.parse(text, str(path)), path)
@@ -97,10 +100,8 @@ def notebook_text(path: Path, root: Path = ROOT) -> str:
         inlined.append(f"{head}\n{body.strip()}\n{aliases}".rstrip() + "\n")
 
     needs = sorted({PIP_NAMES.get(m, m) for m in _third_party(path, order)})
-    header = ("# %% [markdown]\n# *This notebook is self-contained: code it takes from other pages of the site is "
-              "inlined in the cells below this one.* It needs Python 3.10+ and "
-              + ", ".join(f"`{n}`" for n in needs) + (f" (`pip install {' '.join(needs)}`)." if needs else ".")
-              + "\n# Set `RESNET_DEVICE=cpu` to force the CPU; by default a CUDA GPU is used when present.\n")
+    listed = ", ".join(f"`{n}`" for n in needs) + (f" (`pip install {' '.join(needs)}`)" if needs else "")
+    header = ("# %% [markdown]\n# " + lang.ui(NOTEBOOK_NEEDS, needs=listed) + "\n# " + lang.ui(NOTEBOOK_DEVICE) + "\n")
     first = next(i for i, line in enumerate(lines) if MARKER.match(line))
     # after the first markdown cell (the title), before the page's own code
     second = next((i for i, line in enumerate(lines) if i > first and MARKER.match(line)), len(lines))
@@ -119,11 +120,11 @@ def _third_party(path: Path, deps: list[Path]) -> set[str]:
     return {r for r in roots if r not in sys.stdlib_module_names and r != PACKAGE}
 
 
-def notebook(path: Path, root: Path = ROOT):
+def notebook(path: Path, root: Path = ROOT, lang: Language | None = None):
     """The downloadable notebook (an `nbformat` node, no outputs yet)."""
     import jupytext
 
-    return with_kernel(jupytext.reads(notebook_text(path, root), fmt=JUPYTEXT))
+    return with_kernel(jupytext.reads(notebook_text(path, root, lang), fmt=JUPYTEXT))
 
 
 def with_kernel(nb):
@@ -136,7 +137,7 @@ def with_kernel(nb):
     return nb
 
 
-def notebook_json(path: Path, root: Path = ROOT) -> str:
+def notebook_json(path: Path, root: Path = ROOT, lang: Language | None = None) -> str:
     import jupytext
 
-    return jupytext.writes(notebook(path, root), fmt="ipynb")
+    return jupytext.writes(notebook(path, root, lang), fmt="ipynb")

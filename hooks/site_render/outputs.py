@@ -6,7 +6,7 @@ What a page does to show something: print it, or show a matplotlib figure (`plt.
 the end of a cell), or display an object with an SVG / PNG form (`IPython.display.SVG(...)`, objects with
 `_repr_svg_`). The alt text of a figure is, in order: its label (`plt.figure(label=...)` or `fig.set_label(...)`:
 the way to give a caption), its suptitle, its axes' titles, its first axes' labels (set in the kernel by
-`execute.SETUP`); an SVG's `<title>`; otherwise "Figure drawn by code cell N".
+`execute.SETUP`); an SVG's `<desc>`, else its `<title>`; otherwise "Figure drawn by code cell N".
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Shown:
 IMAGES = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}
 
 
-def shown(out, cell_number: int) -> Shown | None:
+def shown(out, cell_number: int, ui: Callable[..., str] | None = None) -> Shown | None:
     if out.output_type == "stream":
         return Shown("stderr" if out.name == "stderr" else "text", out.text.rstrip("\n"))
     data = out.get("data", {})
@@ -49,7 +49,8 @@ def shown(out, cell_number: int) -> Shown | None:
             raw = value.encode() if ext == "svg" else base64.b64decode(value)
             meta = out.get("metadata", {})
             alt = meta.get("alt") or meta.get(mime, {}).get("alt") or _svg_title(value if ext == "svg" else "")
-            return Shown("image", alt or f"Figure drawn by code cell {cell_number}", raw, ext)
+            default = (ui or _english)("Figure drawn by code cell {n}", n=cell_number)
+            return Shown("image", alt or default, raw, ext)
     if "text/html" in data:
         return Shown("html", data["text/html"])
     if "text/plain" in data:
@@ -58,7 +59,8 @@ def shown(out, cell_number: int) -> Shown | None:
 
 
 def _svg_title(svg: str) -> str:
-    match = re.search(r"<title>([^<]+)</title>", svg)
+    """The SVG's own text alternative: its `<desc>` (a description in words), else its first `<title>`."""
+    match = re.search(r"<desc\b[^>]*>([^<]+)</desc>", svg) or re.search(r"<title\b[^>]*>([^<]+)</title>", svg)
     return html.unescape(match[1]).strip() if match else ""
 
 
@@ -75,11 +77,14 @@ def img_tag(item: Shown, src: str) -> str:
             f'loading="lazy" decoding="async">')
 
 
-def outputs_html(outputs, cell_number: int, image_src: Callable[[Shown], str]) -> str:
-    """The output area under a code cell. `image_src` writes an image file and returns its URL."""
+def outputs_html(outputs, cell_number: int, image_src: Callable[[Shown], str],
+                 ui: Callable[..., str] | None = None) -> str:
+    """The output area under a code cell. `image_src` writes an image file and returns its URL; `ui` gives the
+    labels in the page's language."""
+    ui = ui or _english
     parts = []
     for out in outputs:
-        item = shown(out, cell_number)
+        item = shown(out, cell_number, ui)
         if item is None:
             continue
         if item.kind == "image":
@@ -92,12 +97,17 @@ def outputs_html(outputs, cell_number: int, image_src: Callable[[Shown], str]) -
             text = f'<pre class="{cls}" tabindex="0">{one_line(html.escape(item.text))}</pre>'
             lines = item.text.count("\n") + 1
             if lines > LONG:
-                text = f'<details class="lb-out-long"><summary>Output: {lines} lines</summary>{text}</details>'
+                summary = ui("Output: {n} lines", n=lines)
+                text = f'<details class="lb-out-long"><summary>{summary}</summary>{text}</details>'
             parts.append(text)
     if not parts:
         return ""
-    return (f'<div class="lb-output" role="group" aria-label="Output of code cell {cell_number}">'
-            + "".join(parts) + "</div>")
+    return (f'<div class="lb-output" role="group" aria-label="{ui("Output of code cell {n}", n=cell_number)}" '
+            f'data-label="{ui("Output")}">' + "".join(parts) + "</div>")
+
+
+def _english(text: str, **fields) -> str:
+    return text.format(**fields) if fields else text
 
 
 def page_outputs(nb, page: Path) -> dict[int, list]:
@@ -113,18 +123,20 @@ def page_outputs(nb, page: Path) -> dict[int, list]:
     return {index: cell.outputs for index, cell in zip(indices, code[inlined:])}
 
 
-def view_notebook(page: Path, outputs: dict[int, list], image_src: Callable[[Shown], str]):
+def view_notebook(page: Path, outputs: dict[int, list], image_src: Callable[[Shown], str], text: str | None = None,
+                  ui: Callable[..., str] | None = None):
     """The page's own notebook (as the notebook view shows it) with its outputs; images become `<img>` outputs
-    pointing at the image files, so the view holds no base64 megabytes."""
+    pointing at the image files, so the view holds no base64 megabytes. `text`: the source in the view's language
+    (`Language.source_text`: markdown cells translated, code cells the same)."""
     import jupytext
 
-    nb = with_kernel(jupytext.reads(page.read_text(encoding="utf-8"), fmt=JUPYTEXT))
+    nb = with_kernel(jupytext.reads(text or page.read_text(encoding="utf-8"), fmt=JUPYTEXT))
     indices = [i for i, c in enumerate(split_cells(page.read_text(encoding="utf-8"), page)) if c.kind == "code"]
     code = [c for c in nb.cells if c.cell_type == "code"]
     for number, (index, cell) in enumerate(zip(indices, code), 1):
         cell.outputs = []
         for out in outputs.get(index, []):
-            item = shown(out, number)
+            item = shown(out, number, ui)
             if item is not None and item.kind == "image":
                 out = nbformat.v4.new_output("display_data", data={"text/html": img_tag(item, image_src(item))})
             cell.outputs.append(out)

@@ -14,6 +14,7 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from mkdocs.exceptions import PluginError
 
@@ -113,15 +114,17 @@ def note_lines(cell: Cell, path: Path) -> set[int]:
     return notes
 
 
-def rows(cells: list[Cell], path: Path) -> list[Row]:
-    """Group into rows. A comment block starts a new row; a markdown cell shares its row with the code after it."""
+def rows(cells: list[Cell], path: Path, translate: Callable[[str], str] | None = None) -> list[Row]:
+    """Group into rows. A comment block starts a new row; a markdown cell shares its row with the code after it.
+    `translate` maps the text of each markdown cell and each side note (see `languages.py`)."""
+    translate = translate or (lambda text: text)
     out: list[Row] = []
     pending = ""  # markdown waiting for the code that follows it
     for index, cell in enumerate(cells):
         if cell.kind == "markdown":
             if pending:
                 out.append(Row(pending))
-            pending = markdown_text(cell)
+            pending = translate(markdown_text(cell))
             continue
         notes = note_lines(cell, path)
         cell_rows: list[Row] = []
@@ -133,11 +136,11 @@ def rows(cells: list[Cell], path: Path) -> list[Row]:
                 comment.append(text[1:] if text.startswith(" ") else text)
                 continue
             if comment or not cell_rows:
-                cell_rows.append(Row("\n".join(comment), cell=index))
+                cell_rows.append(Row(translate("\n".join(comment)), cell=index))
                 comment = []
             cell_rows[-1].code.append((number, line))
         if comment:  # a comment block with no code after it
-            cell_rows.append(Row("\n".join(comment), cell=index))
+            cell_rows.append(Row(translate("\n".join(comment)), cell=index))
         for row in cell_rows:
             while row.code and not row.code[-1][1].strip():
                 row.code.pop()
@@ -193,11 +196,14 @@ def read_checked(path: Path, percent: bool = True) -> tuple[str, list[Cell]]:
 
 
 def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = True,
-           outputs: dict[int, str] | None = None) -> str:
+           outputs: dict[int, str] | None = None, translate: Callable[[str], str] | None = None,
+           ui: Callable[[str], str] | None = None) -> str:
     """The side-by-side body of one source as Markdown. `anchors` maps line numbers to element ids; `outputs`
-    maps the index of a code cell (in `split_cells`) to the HTML of its outputs, shown below its last row."""
+    maps the index of a code cell (in `split_cells`) to the HTML of its outputs, shown below its last row;
+    `translate` maps each note's text and `ui` each interface string to the page's language."""
+    ui = ui or (lambda text: text)
     _, cells = read_checked(path, percent)
-    all_rows = rows(cells, path)
+    all_rows = rows(cells, path, translate)
     anchors, outputs = anchors or {}, outputs or {}
     # Highlight each code cell once, then hand each row its lines.
     lines_html: dict[int, str] = {}
@@ -212,7 +218,7 @@ def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = Tr
     for i, row in enumerate(all_rows, 1):
         parts.append(f'<div class="lb-row" id="s{i}" markdown>')
         parts.append(f'<div class="lb-note" markdown>\n<a class="lb-anchor" href="#s{i}" '
-                     'title="Link to this section">#</a>\n')
+                     f'title="{ui("Link to this section")}">#</a>\n')
         parts.append(row.note + "\n\n</div>")
         shown_output = outputs.get(row.cell, "") if last_row.get(row.cell) == i - 1 else ""
         if row.code or shown_output:
@@ -220,7 +226,7 @@ def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = Tr
             if row.code and row.cell not in copied:  # one copy button per cell, on its first row: the whole cell
                 copied.add(row.cell)
                 whole = "\n".join(cells[row.cell].lines).strip("\n") + "\n"
-                button = (f'<button class="md-clipboard md-icon lb-copy" title="Copy this cell" '
+                button = (f'<button class="md-clipboard md-icon lb-copy" title="{ui("Copy this cell")}" '
                           f'data-clipboard-text="{one_line(html.escape(whole, quote=True))}"></button>')
             body = "\n".join(f'<span class="lb-line"{_id(anchors.get(n))} data-ln="{n}">{lines_html[n]}</span>'
                              for n, _ in row.code)
@@ -242,11 +248,11 @@ def _id(anchor: str | None) -> str:
     return f' id="{anchor}"' if anchor else ""
 
 
-def title_and_description(path: Path) -> tuple[str, str]:
-    """The first `# ` heading of the first markdown cell, and the first paragraph after it."""
+def title_and_description(path: Path, translate: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """The first `# ` heading of the first markdown cell, and the first paragraph after it (`translate`d)."""
     cells = split_cells(path.read_text(encoding="utf-8"), path)
     first = next((c for c in cells if c.kind == "markdown"), None)
-    text = markdown_text(first) if first else ""
+    text = (translate or (lambda t: t))(markdown_text(first)) if first else ""
     match = re.match(r"# (?P<title>.+)\n+(?P<para>(?:.+\n?)+)", text + "\n")
     if not match:
         raise SourceError(path, first.start if first else 1, "the first markdown cell must start with '# # Title' "

@@ -1,3 +1,3 @@
 """Plain vs residual"""
 
-PAGES = ["degradation"]
+PAGES = ["degradation", "results"]

@@ -4,63 +4,41 @@
 # Add layers to a plain network and, past some depth, it gets *worse*, and not only on the test set:
 # its training error goes up too. That is not overfitting, it is an optimisation failure, and it is
 # the problem residual learning was designed to solve. This page builds plain networks with the
-# same constructor as the ResNets, trains both kinds at two depths on real data, and shows the curves.
-#
-# The paper's evidence: Fig. 1 shows a 56-layer plain network on CIFAR-10 with higher training *and*
-# test error than a 20-layer one; Fig. 4 and Table 2 show the same for 18- and 34-layer plain nets on
-# ImageNet, and that the residual versions reverse the order; Fig. 6 repeats it on CIFAR-10 at 20 to
-# 110 layers.
+# same constructor as the ResNets and a short training loop that trains either kind on real data;
+# [the next page](results.md) shows what it measured at 20 and 56 layers, three seeds each.
 #
 # > "When deeper networks are able to start converging, a degradation problem has been exposed: with
 # > the network depth increasing, accuracy gets saturated (which might be unsurprising) and then
 # > degrades rapidly." — He et al. 2015, §1
+#
+# The paper's evidence: Fig. 1 shows a 56-layer plain net on CIFAR-10 with higher training and test
+# error than a 20-layer one; Fig. 6 (left) plots plain nets of 20, 32, 44 and 56 layers (plain-110,
+# above 60 % error, is left out of the plot), Fig. 6 (middle) the ResNets of those depths and 110;
+# on ImageNet, Fig. 4 and Table 2 compare 18 and 34 layers.
 
 # %%
-import csv
-import json
-from dataclasses import replace
-from pathlib import Path
+import copy
+from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import torch
 from torch import nn
 from torch.nn import functional as nnf
-from torch.utils.data import TensorDataset
 
 from labml_style_src.device import DEVICE
-from labml_style_src.resnet_v1.cifar import TABLE_6, cifar_resnet
+from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
-from labml_style_src.training.loop import fit
-from labml_style_src.training.recipe import PAPER, LoaderBatches
-
-# %% [markdown]
-# ## Table 2, as data
-#
-# Top-1 error (%, 10-crop testing) on ImageNet validation, from the paper's Table 2. The plain network
-# gets worse from 18 to 34 layers; the residual one, with the same layers and no extra parameters
-# (option A shortcuts), gets better.
-
-# %%
-TABLE_2 = {("plain", 18): 27.94, ("plain", 34): 28.54, ("ResNet", 18): 27.88, ("ResNet", 34): 25.03}
-
-if __name__ == "__main__":
-    assert TABLE_2["plain", 34] > TABLE_2["plain", 18]  # deeper plain: worse
-    assert TABLE_2["ResNet", 34] < TABLE_2["ResNet", 18]  # deeper residual: better
-    print("34 layers, plain − residual:", round(TABLE_2["plain", 34] - TABLE_2["ResNet", 34], 2), "points")
 
 # %% [markdown]
 # ## A plain block is a basic block without its shortcut
 #
 # The fairest plain network is the residual network with the additions removed: same layers, same
 # widths, same initialisation, same constructor. So the plain block *is* a `BasicBlock` whose
-# `forward` drops the shortcut: $y = \sigma(F(x))$ instead of $y = \sigma(F(x) + x)$. Passing it as
-# `block=` to `cifar_resnet` gives the paper's plain nets.
-#
-# The block still builds its shortcut module, so we pick **option A**: its shortcuts have no
-# parameters (identity, or subsample + zero channels), and the plain net ends up with exactly the
-# residual net's parameters. With option B, every stage change would create a 1×1 projection and a
-# BN that the plain `forward` never calls: parameters counted but untrained (their gradient stays
-# `None`), and an error in `DistributedDataParallel`, which refuses unused parameters by default.
+# `forward` drops the shortcut: $y = \sigma(F(x))$ instead of $y = \sigma(F(x) + x)$.
+# The block still builds its shortcut module, so we pick **option A**, whose shortcuts have no
+# parameters: the plain net has exactly the residual net's parameters
+# ([test](../tests/test_ablation.md#test_plain_and_residual_nets_have_the_same_parameters)).
+# With option B, the two 1×1 projections would be counted but never used: their gradient stays
+# `None` ([test](../tests/test_ablation.md#test_option_b_plain_net_has_unused_parameters)).
 
 # %%
 class PlainBlock(BasicBlock):
@@ -74,47 +52,29 @@ def plain_cifar(depth: int, num_classes: int = 10) -> nn.Module:
     return cifar_resnet(depth, num_classes, shortcut="A", block=PlainBlock)
 
 
-# %%
-if __name__ == "__main__":
-    torch.manual_seed(0)
-    plain, residual = plain_cifar(20), cifar_resnet(20)
-    def shapes(m):
-        return {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    print("parameters: plain-20", n_params(plain), " ResNet-20", n_params(residual))
-    assert shapes(plain) == shapes(residual)  # same layers, names and shapes
-    # With the same weights the two nets still compute different functions.
-    plain.load_state_dict(residual.state_dict())
-    x = torch.randn(4, 3, 32, 32)
-    plain.eval(), residual.eval()
-    assert not torch.allclose(plain(x), residual(x))
-
-# %% [markdown]
-# The option B counter-example, on a real backward pass:
+BUILDERS = {"plain": plain_cifar, "ResNet": cifar_resnet}
 
 # %%
 if __name__ == "__main__":
-    plain_b = cifar_resnet(20, shortcut="B", block=PlainBlock)
-    nnf.cross_entropy(plain_b(x), torch.tensor([0, 1, 2, 3])).backward()
-    unused = [name for name, p in plain_b.named_parameters() if p.grad is None]
-    print(f"plain-20 with option B: {n_params(plain_b) - n_params(plain)} extra parameters, "
-          f"{len(unused)} tensors never get a gradient, e.g. {unused[0]}")
-    assert unused and all("shortcut" in name for name in unused)
+    for kind, build in BUILDERS.items():
+        print(f"{kind}-56:", n_params(build(56)), "parameters")
 
 # %% [markdown]
-# ## Real data that ships offline: digits at 16×16
+# ## Real data that ships offline: 8×8 digits
 #
-# CIFAR-10 needs a download and hours of CPU. scikit-learn's 1,797 handwritten digits ship with the
-# package. We resize them from 8×8 to 16×16 (so the three stages see 16×16, 8×8 and 4×4 maps), repeat
-# the grey channel three times, normalise with the training set's mean and standard deviation, and
-# hold out 297 images as a test set. No augmentation: we want to see how well each network can *fit*.
+# CIFAR-10 needs a download and hours of CPU. scikit-learn ships 1,797 handwritten digits of 8×8
+# pixels. We keep them at that size (the three stages then see 8×8, 4×4 and 2×2 maps), repeat the
+# grey channel three times, hold out 297 images as a test set and normalise with the training set's
+# mean and standard deviation. The paper's augmentation (pad 4 pixels of 32, crop at random) becomes
+# a shift of up to one pixel; digits are not flipped, since a mirrored digit is another symbol.
 
 # %%
-def digits_16(n_test: int = 297, seed: int = 0):
+def digits_8(n_test: int = 297, seed: int = 0):
     from sklearn.datasets import load_digits  # ships with scikit-learn: no download
 
     digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32)[:, None]  # [1797, 1, 8, 8], values 0..16
-    x = nnf.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    x = torch.tensor(digits.images, dtype=torch.float32)  # [1797, 8, 8], values 0..16
+    x = x[:, None].repeat(1, 3, 1, 1)  # [1797, 3, 8, 8]: the grey channel three times
     y = torch.tensor(digits.target)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     test, train = order[:n_test], order[n_test:]
@@ -122,183 +82,194 @@ def digits_16(n_test: int = 297, seed: int = 0):
     return (x[train] - mean) / std, y[train], (x[test] - mean) / std, y[test]
 
 
-def digits_setup(epochs=20, warmup_epochs=3, batch_size=128, max_batches=None, seed=0):
-    # The paper's optimiser (SGD, momentum 0.9, wd 1e-4, batch 128); lr 0.01 for `warmup_epochs`, then 0.1.
-    x_train, y_train, x_test, y_test = digits_16(seed=seed)
-    batches = LoaderBatches(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), batch_size, seed,
-                            max_batches=max_batches)
-    steps = -(-len(x_train) // batch_size) if max_batches is None else min(max_batches, -(-len(x_train) // batch_size))
-    recipe = replace(PAPER, batch_size=batch_size, milestones=(), max_iters=epochs * steps,
-                     warmup_lr=0.01, warmup_iters=warmup_epochs * steps, n_val=len(x_test))
-    return batches, recipe
+def random_shift(x, generator, pad: int = 1):
+    # Pad with the background value, then crop each image at its own random offset.
+    if pad == 0:
+        return x
+    n, _, h, w = x.shape
+    padded = nnf.pad(x, (pad,) * 4, value=x.min().item())
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()
+    offsets = enumerate(zip(dy, dx))
+    crops = [padded[i, :, a:a + h, b:b + w] for i, (a, b) in offsets]
+    return torch.stack(crops)
 
 
 # %% [markdown]
-# !!! note "Where we differ from the paper"
-#     Digits, not CIFAR-10; 16×16 inputs; 20 epochs (240 iterations) at a constant lr of 0.1 after a
-#     3-epoch warm-up at 0.01, not 64k iterations with two lr drops; "test" is 297 held-out digits.
-#     The warm-up is the paper's own ResNet-110 trick. Without it, at lr 0.1 on this small problem,
-#     ResNet-56's training loss jumps from 2.3 to 11–17 in its first iterations and is still near
-#     chance after 3 epochs, while plain-56 shows no such jump
-#     ([measured, 3 seeds](../training/recipe.md#does-the-warm-up-matter-a-measurement)).
+# ## A short training loop
 #
+# The paper's CIFAR optimiser (§4.2) at our scale: SGD with momentum 0.9, weight decay $10^{-4}$,
+# minibatches of 128, learning rate 0.1 divided by 10 at 1/2 and 3/4 of training (32k and 48k of
+# 64k iterations in the paper). One frozen dataclass holds it all.
+#
+# **Training error.** The paper does not say how its training curves were measured. We record
+# the kind a training log gives for free: the error on the (shifted) minibatches of an epoch, each
+# judged in train mode by the network at the step that trained on it, averaged over the epoch.
+# At the end we also make one full pass over the unshifted training set in eval mode.
+#
+# !!! note "Where we differ from the paper"
+#     8×8 digits, not CIFAR-10; 30 epochs of 12 steps (360 steps), not 64k; shifts of one pixel
+#     and no flips; no warm-up (the paper warms up only ResNet-110); three seeds per net; test
+#     error with precise BN (below); one CPU thread.
+
+# %%
+@dataclass(frozen=True)
+class Settings:
+    epochs: int = 30
+    lr: float = 0.1
+    drops: tuple = (0.5, 0.75)  # fractions of training after which lr ÷ 10
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    shift: int = 1  # augmentation: random shifts of up to this many pixels (0: none)
+    bn_images: int = 500  # training images that precise BN measures
+
+    def lr_at(self, epoch: int) -> float:  # epoch counts from 0
+        return self.lr * 0.1 ** sum(epoch >= round(f * self.epochs) for f in self.drops)
+
+
+def train_epoch(model, optimizer, x, y, settings, generator):
+    model.train()
+    loss_sum, wrong = 0.0, 0
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for idx in order.split(settings.batch_size):
+        logits = model(random_shift(x[idx], generator, settings.shift))
+        loss = nnf.cross_entropy(logits, y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(idx)
+        wrong += (logits.argmax(1) != y[idx]).sum().item()
+    return loss_sum / len(x), 100 * wrong / len(x)
+
+
+@torch.no_grad()
+def error_rate(model, x, y, batch_size: int = 500) -> float:
+    model.eval()  # BN uses its stored statistics
+    wrong = sum((model(xb).argmax(1) != yb).sum().item()
+                for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+    return 100 * wrong / len(x)
+
+
+# %% [markdown]
+# ## Precise BN: statistics that belong to the weights
+#
+# In eval mode a BN layer normalises with running averages of the batch means and variances it
+# saw in training, updated with momentum 0.1: a mix of the last ten or so minibatches, each
+# computed with *different* weights. While the weights still move fast (lr 0.1, and only 12 steps
+# per epoch here), those averages describe none of the networks they were measured on, and a deep
+# stack compounds the mismatch layer after layer. `precise_bn` measures every BN's mean and
+# variance again with the current weights, on 500 training images (an equal-weight average over
+# batches: `momentum=None`); the test error we report uses those statistics
+# ([test](../tests/test_ablation.md#test_precise_bn_measures_the_current_weights)). We also
+# record the test error with the raw running statistics, to see how far off they are.
+
+# %%
+@torch.no_grad()
+def precise_bn(model, x, batch_size: int = 500):
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # None: a cumulative average, every batch counts the same
+    model.train()  # BN measures each batch and updates its running statistics
+    for xb in x.split(batch_size):
+        model(xb)
+    for bn in bns:
+        bn.momentum = 0.1
+    return model
+
+
+# %% [markdown]
 # ## The experiment
 #
-# `run_degradation` trains plain and residual nets at each depth with the same seed, data order and
-# recipe, using the [training loop](../training/loop.md), and writes one CSV row
-# per model and epoch, a JSON copy, and a figure in the style of Fig. 6: training error dashed, test
-# error bold, plain nets left, ResNets right.
+# `train_one` trains one network and returns one row per epoch, plus its final numbers. The same
+# seed gives a plain and a residual net the same initial weights
+# ([test](../tests/test_ablation.md#test_same_seed_same_initial_weights)) and the same minibatches.
+# `scripts/run_ablation.py` in the repository calls it for every kind, depth and seed.
 
 # %%
-BUILDERS = {"plain": plain_cifar, "ResNet": cifar_resnet}
-
-
-def run_degradation(out_dir, batches, recipe, depths=(20, 56), *, runs_dir="runs/ablation", seed=0,
-                    device=DEVICE, progress=True, num_classes=10) -> list:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def train_one(kind, depth, seed, data, settings, device=DEVICE):
+    x_train, y_train, x_test, y_test = (t.to(device) for t in data)
+    torch.manual_seed(seed)
+    model = BUILDERS[kind](depth).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr,
+                                momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    generator = torch.Generator().manual_seed(seed)  # minibatch order and shifts
     rows = []
-    for kind, build in BUILDERS.items():
-        for depth in depths:
-            torch.manual_seed(seed)
-            model = build(depth, num_classes)
-            history = fit(model, batches, recipe, Path(runs_dir) / f"{kind}-{depth}", seed=seed, device=device,
-                          progress=progress)
-            wall = sum(r["seconds"] for r in history)  # wall time of all epochs, survives a resume
-            n = n_params(model)
-            rows += [dict(model=f"{kind}-{depth}", kind=kind, depth=depth, params=n, epoch=r["epoch"],
-                          iteration=r["iteration"], lr=r["lr"], train_loss=r["train_loss"], train_err=r["train_err"],
-                          test_loss=r["held_out_loss"], test_err=r["held_out_err"], epoch_seconds=r["seconds"],
-                          wall_seconds=wall) for r in history]
-    with open(out_dir / "degradation.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out_dir / "degradation.json").write_text(json.dumps(rows, indent=1))
-    plot_degradation(rows, out_dir / "degradation.png")
-    return rows
+    for epoch in range(settings.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr_at(epoch)
+        loss, train_err = train_epoch(model, optimizer, x_train, y_train, settings,
+                                      generator)
+        # Test error with the BN statistics as training left them ...
+        test_err_running = error_rate(model, x_test, y_test)
+        # ... and with precise BN, on a copy: training goes on untouched.
+        precise = precise_bn(copy.deepcopy(model), x_train[:settings.bn_images])
+        rows.append(dict(model=f"{kind}-{depth}", seed=seed, epoch=epoch + 1,
+                         lr=round(settings.lr_at(epoch), 6), train_loss=round(loss, 4),
+                         train_err=round(train_err, 2),
+                         test_err=round(error_rate(precise, x_test, y_test), 2),
+                         test_err_running=round(test_err_running, 2)))
+    # The last epoch's numbers, plus one full pass over the unshifted training set.
+    full_pass = error_rate(precise, x_train, y_train)
+    final = dict(rows[-1], train_err_full=round(full_pass, 2),
+                 params=n_params(model))
+    return rows, final
 
 
-def plot_degradation(rows, path):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for ax, kind in zip(axes, BUILDERS):
-        for name in dict.fromkeys(r["model"] for r in rows if r["kind"] == kind):
-            mine = [r for r in rows if r["model"] == name]
-            epochs = [r["epoch"] for r in mine]
-            line, = ax.plot(epochs, [r["train_err"] for r in mine], "--", label=f"{name} train")
-            ax.plot(epochs, [r["test_err"] for r in mine], "-", linewidth=2.2, color=line.get_color(), label=f"{name} test")
-        ax.set_title({"plain": "plain networks", "ResNet": "residual networks (ResNet)"}[kind])
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("error (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return fig
 
 
 # %% [markdown]
-# A tiny version runs here in seconds: depth 8, 2 epochs of 3 minibatches, into `runs/`. It checks
-# the code path, not the claim — for that, see the committed results below.
+# A tiny version runs here in seconds (depth 8, 2 epochs, 200 training images): the code path,
+# not the claim: for that, see [what the run shows](results.md).
 
 # %%
 if __name__ == "__main__":
-    batches, tiny = digits_setup(epochs=2, warmup_epochs=1, batch_size=64, max_batches=3)
-    rows = run_degradation("runs/ablation_tiny", batches, tiny, depths=(8,), runs_dir="runs/ablation_tiny/runs",
-                           progress=False)
-    print([(r["model"], r["epoch"], round(r["train_err"], 1)) for r in rows])
-    assert [r["model"] for r in rows] == ["plain-8", "plain-8", "ResNet-8", "ResNet-8"]
+    x_train, y_train, x_test, y_test = digits_8()
+    tiny = (x_train[:200], y_train[:200], x_test, y_test)
+    for kind in BUILDERS:
+        print(train_one(kind, 8, 0, tiny, Settings(epochs=2))[1])
+
 
 # %% [markdown]
-# ## The results
+# [What the run shows](results.md) reads the results of the full experiment.
 #
-# The committed run, made on a 2-core CPU with
-#
-# ```bash
-# python scripts/run_ablation.py
-# ```
-#
-# (plain-20, plain-56, ResNet-20, ResNet-56; 20 epochs each; 2 threads; 74 seconds in all on an idle
-# 2-core machine: the table's last column gives each model's time),
-# which writes `docs/assets/ablation/degradation.{csv,json,png}`:
-#
-# [![Training error (dashed) and test error (bold) of plain and residual nets at 20 and 56 layers on 16×16 digits](../assets/ablation/degradation.png)](../assets/ablation/degradation.png)
-# *(click the figure for full size)*
-#
-# The table below is computed from the committed CSV when this page runs inside the repository
-# (otherwise it tells you how to make it). What the run shows, checked on the committed numbers by
-# [a test](../tests/test_ablation.md#test_committed_results_show_degradation): the 56-layer plain net
-# ends with a much higher *training* error than the 20-layer plain net, while ResNet-56 trains at
-# least as well as ResNet-20 — the order of Fig. 6, on a problem small enough for a laptop.
-
-# %%
-def results_table(csv_path) -> str:
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    last = {}
-    for r in rows:
-        last[r["model"]] = r  # rows are in epoch order
-    lines = ["| model | params | epochs | train err (%) | test err (%) | seconds |", "|---|---:|---:|---:|---:|---:|"]
-    for name, r in last.items():
-        lines.append(f"| {name} | {int(r['params']):,} | {r['epoch']} | {float(r['train_err']):.1f} | "
-                     f"{float(r['test_err']):.1f} | {float(r['wall_seconds']):.0f} |")
-    return "\n".join(lines)
-
-
-def find_results(name="degradation.csv"):
-    # Pages run from the repository root, from their own folder, or (tests) from a temporary folder.
-    for base in (Path("."), Path(".."), Path("../..")):
-        path = base / "docs" / "assets" / "ablation" / name
-        if path.is_file():
-            return path
-    return None
-
-
-if __name__ == "__main__":
-    found = find_results()
-    if found:
-        print(results_table(found))
-    else:
-        print("No committed results found from here. Make them with:  python scripts/run_ablation.py")
-
-# %% [markdown]
-# ## On CIFAR-10, with a GPU
-#
-# The same script runs the paper's setting: CIFAR-10 with the [recipe](../training/recipe.md) of
-# §4.2 (64k iterations, lr ÷ 10 at 32k and 48k, augmentation), plain and residual at 20 and 56 layers:
-#
-# ```bash
-# python scripts/run_ablation.py --cifar ~/data --download --device cuda --out runs/ablation_cifar
-# ```
-#
-# The paper's Fig. 6 shows plain-56 with higher training and test error than plain-20 throughout
-# training, and ResNet-56 below ResNet-20. Table 6 gives the residual nets' final CIFAR-10 test
-# errors (the [CIFAR ResNets page](../resnet_v1/cifar.md) holds that table as data):
-
-# %%
-if __name__ == "__main__":
-    for depth in (20, 56):
-        print(f"ResNet-{depth}: {TABLE_6[depth][0]}M parameters, {TABLE_6[depth][1]} % CIFAR-10 test error (Table 6)")
-    assert TABLE_6[56][1] < TABLE_6[20][1]  # deeper residual: better
-
-# %% [markdown]
 # ## Exercises
 #
-# 1. **Count the paths (auto-checked).** Unroll a residual net: every block is either passed through
-#    $F$ or skipped by the shortcut, so a net of $n$ blocks holds $2^n$ input-to-output paths; a plain
-#    net holds one. Write `paths(kind, depth)` for `kind` in `{"plain", "ResNet"}` and CIFAR depths
-#    $6n+2$; `check_paths(paths)` compares it with the blocks it counts in the real networks.
-# 2. Rerun the tiny experiment without the warm-up (`warmup_epochs=0`) at depth 56 and full length.
-#    What happens to ResNet-56 in the first epoch? Compare with the paper's reason for warming up
-#    ResNet-110.
-# 3. Initialise the last BN $\gamma$ of every block to zero (`nn.init.zeros_(block.F[-1].weight)`)
-#    in the *plain* net. Why does that break it completely, while the same trick helps a ResNet?
+# 1. **The constructed solution (auto-checked).** §1 of the paper argues that a deeper net can do
+#    at least as well as a shallower one: copy the shallow net and let the extra layers compute the
+#    identity. A residual block gets there by zeroing one $\gamma$; a plain block cannot. Write
+#    `make_identity(block)` that sets the weights and BN statistics of a `PlainBlock(c, c)` so
+#    that, in eval mode, it returns every input $x \ge 0$ unchanged, and run
+#    `check_identity(make_identity)`. How many numbers must be exactly right, against one for a
+#    residual block?
+# 2. Train plain-56 with `Settings(shift=0)` (no augmentation) for twice as long. What happens to
+#    its training error, and what does that say about "training error at convergence" on a
+#    training set a network can memorise?
+# 3. In the committed run ResNet-56 starts slowly at lr 0.1 and has not converged after 30
+#    epochs. Add the paper's ResNet-110 remedy (§4.2: lr 0.01 until the training error is below
+#    80 %, then back to 0.1) to `train_one` and train ResNet-56 again. Does it now reach about 0 %?
+# 4. Set the last BN $\gamma$ of every block to zero (`nn.init.zeros_(block.F[-1].weight)`) in the
+#    *plain* net before training. Why does that break it completely, while it helps a ResNet?
 
 # %%
-def check_paths(paths) -> None:
-    for depth in (8, 14, 20, 56):
-        for kind, build in BUILDERS.items():
-            blocks = sum(isinstance(m, BasicBlock) for m in build(depth).modules())
-            want = 1 if kind == "plain" else 2 ** blocks
-            if paths(kind, depth) != want:
-                raise AssertionError(f"{kind}-{depth} has {blocks} blocks and {want} paths, you said {paths(kind, depth)}")
-    print("correct: a ResNet of n blocks has 2^n paths, a plain net one")
+def check_identity(make_identity) -> None:
+    torch.manual_seed(0)
+    for c in (1, 4, 16):
+        block = PlainBlock(c, c)
+        for bn in (m for m in block.modules() if isinstance(m, nn.BatchNorm2d)):
+            # Start far from the answer: BN parameters and statistics that are not 0 or 1.
+            nn.init.uniform_(bn.weight, 0.5, 2.0), nn.init.normal_(bn.bias)
+            bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2.0)
+        make_identity(block)
+        x = 3 * torch.rand(2, c, 6, 6)  # x ≥ 0, as after a ReLU
+        with torch.no_grad():
+            gap = (block.eval()(x) - x).abs().max().item()
+        if not gap < 1e-5:
+            raise AssertionError(
+                f"PlainBlock({c}, {c}) in eval mode changes its input by up to "
+                f"{gap:.3g}. Hint: follow x through F = conv, BN, ReLU, conv, BN. "
+                "Which 3×3 kernel copies its input? What does BN compute in eval "
+                "mode, with its stored statistics?")
+    print("correct: this plain block computes the identity, so a deeper plain net can "
+          "copy a shallower one")

@@ -1,0 +1,3 @@
+"""Training at scale"""
+
+PAGES = ["imagenet", "batchnorm", "ddp"]
