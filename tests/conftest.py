@@ -1,9 +1,12 @@
 """Shared set-up: the renderer's modules, the list of pages, the site build."""
 
+import functools
+import http.server
 import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +39,60 @@ def built_site(tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "build_seconds.txt").write_text(f"{seconds:.1f}\n")
     return site, seconds
+
+
+SERVED: list[tuple[str, int]] = []  # (path, bytes sent, headers included): every request the sites' server answered
+
+
+class _Counting:
+    """A response stream that counts the bytes written to it."""
+
+    def __init__(self, stream):
+        self.stream, self.count = stream, 0
+
+    def write(self, data):
+        self.count += len(data)
+        return self.stream.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@pytest.fixture(scope="session")
+def language_sites(built_site, tmp_path_factory):
+    """English (the session's build) at /en/, ja and zh built strictly (both at once) at /ja/ and /zh/, served
+    together on 127.0.0.1 (the port is chosen first: each sitemap, which the switcher reads, names it)."""
+    root = tmp_path_factory.mktemp("sites")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def setup(self):  # count what is sent (the page weight test reads SERVED)
+            super().setup()
+            self.wfile = _Counting(self.wfile)
+
+        def finish(self):
+            SERVED.append((getattr(self, "path", "?"), self.wfile.count))
+            super().finish()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    origin = f"http://127.0.0.1:{httpd.server_address[1]}"
+    (root / "en").symlink_to(built_site[0])
+    start = time.perf_counter()
+    builds = {code: subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", f"mkdocs.{code}.yml", "-d", str(root / code)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, f"SITE_URL_{code.upper()}": f"{origin}/{code}/"}) for code in ("ja", "zh")}
+    for code, process in builds.items():
+        output = process.communicate()[0]
+        assert process.returncode == 0, f"mkdocs build --strict -f mkdocs.{code}.yml failed:\n{output}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "build_seconds_ja_zh.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, origin
+    httpd.shutdown()
 
 
 CHROMIUM = "/usr/bin/chromium"

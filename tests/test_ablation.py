@@ -31,6 +31,8 @@ from labml_style_src.ablation.results import (
 from labml_style_src.paper_tables import RESNET_FIG6_DEPTHS, RESNET_TABLE2_TOP1
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import BasicBlock, n_params
+from solutions.ablation.degradation import make_identity
+from solutions.ablation.results import epochs_to_reach
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "assets" / "ablation"
@@ -179,14 +181,6 @@ def test_run_ablation_script_tiny(tmp_path):
 
 # The exercise's checker accepts a right answer and refuses wrong ones with a hint.
 def test_check_identity():
-    def make_identity(block):
-        with torch.no_grad():
-            for conv in (block.F[0], block.F[3]):
-                nn.init.dirac_(conv.weight)
-            for bn in (block.F[1], block.F[4]):
-                bn.weight.copy_(torch.sqrt(bn.running_var + bn.eps))
-                bn.bias.copy_(bn.running_mean)
-
     check_identity(make_identity)
     with pytest.raises(AssertionError, match="Hint"):
         check_identity(lambda block: None)
@@ -201,13 +195,6 @@ def test_find_results_finds_the_committed_results():
 
 # The results page's checker accepts a right answer and refuses wrong ones with a hint.
 def test_check_epochs_to_reach():
-    def epochs_to_reach(rows, model, level):
-        by_epoch = {}
-        for r in rows:
-            if r["model"] == model:
-                by_epoch.setdefault(r["epoch"], []).append(r["train_err"])
-        return next((e for e, v in sorted(by_epoch.items()) if sum(v) / len(v) <= level), None)
-
     def any_seed(rows, model, level):  # a seed reaching the level is not the mean reaching it
         return min((r["epoch"] for r in rows if r["model"] == model and r["train_err"] <= level), default=None)
 

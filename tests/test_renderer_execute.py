@@ -130,7 +130,8 @@ def test_a_page_past_its_time_budget_stops(tmp_path):
 def test_a_page_that_raises_stops_the_build(tmp_path):
     shutil.copytree(ROOT / "hooks", tmp_path / "hooks", ignore=shutil.ignore_patterns("__pycache__"))
     write(tmp_path, "# A site\n", "docs/index.md")
-    write(tmp_path, "site_name: t\nhooks: [hooks/literate.py]\nplugins:\n  - mkdocs-jupyter:\n"
+    write(tmp_path, "site_name: t\ntheme: {name: material, font: false}\nhooks: [hooks/literate.py]\n"
+                    "plugins:\n  - mkdocs-jupyter:\n"
                     "      include: ['views/labml_style_src/*/*/index.ipynb']\n", "mkdocs.yml")
     (tmp_path / "tests").mkdir()
     write(tmp_path, 'CHAPTERS = ["ch"]\n', "labml_style_src/__init__.py")

@@ -2,12 +2,9 @@
 host, and a real browser (Debian's chromium through Playwright) looking at it at desktop and phone widths."""
 
 import ast
-import functools
-import http.server
 import json
 import re
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urljoin
@@ -15,7 +12,7 @@ from urllib.parse import urljoin
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, PAGES, ROOT, pages
+from conftest import ARTIFACTS, PAGES, ROOT, SERVED, pages
 from site_render import mkdocs_glue
 
 
@@ -155,42 +152,12 @@ def test_notebook_view_links_are_re_aimed_from_its_url(tmp_path):
 
 # --- the real browser --------------------------------------------------------------------------------------------
 
-SERVED: list[tuple[str, int]] = []  # (path, bytes sent, headers included) for every request the server answered
-
-
-class _Counting:
-    def __init__(self, stream):
-        self.stream, self.count = stream, 0
-
-    def write(self, data):
-        self.count += len(data)
-        return self.stream.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
 @pytest.fixture(scope="module")
-def server(built_site):
-    site, _ = built_site
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def setup(self):
-            super().setup()
-            self.wfile = _Counting(self.wfile)
-
-        def finish(self):
-            SERVED.append((getattr(self, "path", "?"), self.wfile.count))
-            super().finish()
-
-    handler = functools.partial(Quiet, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def server(language_sites):
+    """The English site where it is deployed, at /en/ beside /ja/ and /zh/ (each page's language selector reads
+    the three sitemaps)."""
+    _, origin = language_sites
+    return f"{origin}/en"
 
 
 class Visit:
@@ -211,7 +178,8 @@ class Visit:
     def close(self, origin):
         self.context.close()
         assert not self.errors, self.errors
-        foreign = [u for u in self.requests if not u.startswith(origin) and not u.startswith("data:")]
+        host = re.match(r"https?://[^/]+/", origin + "/")[0]  # the server, whatever folder the page is in
+        foreign = [u for u in self.requests if not u.startswith(host) and not u.startswith("data:")]
         assert not foreign, foreign
 
 
@@ -493,4 +461,31 @@ def test_code_column_shows_88_characters_at_1440(browser, server):
     for page in PAGES:
         visit.page.goto(f"{server}/{page.chapter}/{page.name}/", wait_until="load")
         assert visit.page.evaluate(FIT, 88) == [], page.uri
+    visit.close(server)
+
+
+# Every diagram (an SVG cell output drawn by labml_style_src/diagrams.py) is shown on its page in a real browser:
+# loaded, with the alt text taken from the SVG's own description, and the file carries <title> and <desc>.
+DIAGRAM_PAGES = [p for p in PAGES if "from labml_style_src.diagrams import" in p.path.read_text(encoding="utf-8")]
+SVG_IMAGES = ".lb-output img[src$='.svg']"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_", DIAGRAM_PAGES, ids=[f"{p.chapter}.{p.name}" for p in DIAGRAM_PAGES])
+def test_diagrams_in_a_browser(browser, server, built_site, page_):
+    import xml.etree.ElementTree as ET
+
+    site, _ = built_site
+    visit = Visit(browser, f"{server}/{page_.chapter}/{page_.name}/", 1440, 900)
+    images = visit.page.locator(SVG_IMAGES)
+    assert images.count() >= 1, f"{page_.name}: no diagram on the page"
+    for i in range(images.count()):
+        images.nth(i).scroll_into_view_if_needed()
+        src = images.nth(i).get_attribute("src")
+        root = ET.parse(site / page_.chapter / page_.name / src).getroot()
+        tags = {child.tag.split("}")[-1] for child in root}
+        assert {"title", "desc"} <= tags, f"{src}: no <title>/<desc> for screen readers"
+    visit.page.wait_for_function(
+        f"() => [...document.querySelectorAll(\"{SVG_IMAGES}\")].every(i => i.complete && i.naturalWidth > 0 "
+        "&& i.alt.length > 0 && !i.alt.startsWith('Figure drawn by'))", timeout=15000)
     visit.close(server)

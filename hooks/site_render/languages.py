@@ -267,17 +267,18 @@ def problems(language: str, root: Path = TRANSLATIONS,
     for rel_path, units in (files or translation_files()).items():
         path = root / language / rel_path
         entries = load(path)
-        by_hash = {e["hash"]: e for e in entries}
         shown = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path.relative_to(root.parent))
         current = {key(u) for u in units()}
-        has_orphans = any(e["hash"] not in current for e in entries)
-        for unit in dict.fromkeys(units()):
-            entry = by_hash.get(key(unit))
-            if entry is None:
-                out.append(Problem(shown, "stale" if has_orphans else "missing", unit))
-            elif not entry["text"].strip():
-                out.append(Problem(shown, "stale" if entry.get("previous") else "missing", unit))
-        out += [Problem(shown, "unused", e.get("en", "")) for e in entries if e["hash"] not in current]
+        # The entries `sync` would write: a block whose outdated translation stood in its place is stale (that
+        # translation becomes its `previous`), a block with no translation at all is missing.
+        fresh = synced(units(), entries)
+        for entry in fresh:
+            if not entry["text"].strip():
+                out.append(Problem(shown, "stale" if entry.get("previous") else "missing", entry["en"]))
+        # An outdated translation that no block took over: only `sync` (or deleting it) clears it.
+        hints = {e["previous"]["en"] for e in fresh if e.get("previous")}
+        orphans = [e for e in entries if e["hash"] not in current and e["text"].strip() and e.get("en") not in hints]
+        out += [Problem(shown, "unused", e.get("en", "")) for e in orphans]
     return out
 
 

@@ -75,7 +75,8 @@ def final_table(summary) -> str:
     return "\n".join(lines)
 
 
-LABELS = {"train_err": "training", "test_err": "test", "test_err_running": "test, running stats"}
+LABELS = {"train_err": "training", "test_err": "test",
+          "test_err_running": "test, running stats"}
 
 
 def plot_curves(rows, columns: dict, title: str, depths=(20, 56), ylim=(0.1, 100),

@@ -1,0 +1,1 @@
+"""Reference solutions: the degradation ablation."""
