@@ -178,7 +178,8 @@ def highlight(lines: list[str]) -> list[str]:
                 out.append("")
             if piece:
                 text = html.escape(piece, quote=False)
-                out[-1] += f'<span class="{cls}">{text}</span>' if cls else text
+                # plain names and whitespace take the code's own colour: no span (lighter pages)
+                out[-1] += f'<span class="{cls}">{text}</span>' if cls not in ("", "n", "w") else text
     return out + [""] * (len(lines) - len(out))
 
 
