@@ -35,7 +35,7 @@ def worker(args):
     from torch.nn.parallel import DistributedDataParallel
 
     from labml_style_src.scale.ddp import ARCHS, init_distributed
-    from labml_style_src.training.recipe import train_step
+    from labml_style_src.training.loop import train_step
 
     torch.set_num_threads(args.threads)
     d = init_distributed(args.device)

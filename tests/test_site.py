@@ -481,9 +481,8 @@ def test_diagrams_in_a_browser(browser, server, built_site, page_):
     assert images.count() >= 1, f"{page_.name}: no diagram on the page"
     for i in range(images.count()):
         images.nth(i).scroll_into_view_if_needed()
-        # the file behind the image's URL (Material's instant navigation makes `src` absolute on load)
-        src = urlparse(urljoin(visit.page.url, images.nth(i).get_attribute("src"))).path
-        root = ET.parse(site / src.removeprefix(urlparse(server).path).lstrip("/")).getroot()
+        src = Path(urlparse(images.nth(i).get_attribute("src")).path).name  # the file, beside the page
+        root = ET.parse(site / page_.chapter / page_.name / src).getroot()
         tags = {child.tag.split("}")[-1] for child in root}
         assert {"title", "desc"} <= tags, f"{src}: no <title>/<desc> for screen readers"
     visit.page.wait_for_function(

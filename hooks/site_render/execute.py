@@ -107,7 +107,9 @@ def execute(nb, page: Path | str, env: dict | None = None, standalone: bool = Tr
         nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP))
     start = time.monotonic()
     running = {"index": 0}
-    kernel_env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
+    # RESNET_ASSETS: the repository's committed results (docs/assets), which a page may read when it has them.
+    kernel_env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                  "RESNET_ASSETS": str(ROOT / "docs" / "assets"), **(env or {})}
     with tempfile.TemporaryDirectory(prefix="page-") as empty:
         run_dir = Path(cwd or empty)
         client = NotebookClient(

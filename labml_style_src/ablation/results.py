@@ -33,13 +33,16 @@ from labml_style_src.paper_tables import RESNET_FIG6_DEPTHS, RESNET_TABLE2_TOP1
 def find_results(name: str = "degradation"):
     # The repository holding this package, or the working folder and its parents.
     import importlib.util
+    import os
 
     spec = importlib.util.find_spec("labml_style_src")
     roots = [Path(p).parent for p in spec.submodule_search_locations] if spec else []
-    for root in roots + [Path.cwd(), *Path.cwd().parents]:
-        if (root / "docs" / "assets" / "ablation" / f"{name}.json").is_file():
-            return root / "docs" / "assets" / "ablation"
-    return None
+    places = roots + [Path.cwd(), *Path.cwd().parents]
+    folders = [root / "docs" / "assets" / "ablation" for root in places]
+    # RESNET_ASSETS is set by the site's build, which runs pages in an empty folder.
+    if os.environ.get("RESNET_ASSETS"):
+        folders.insert(0, Path(os.environ["RESNET_ASSETS"]) / "ablation")
+    return next((f for f in folders if (f / f"{name}.json").is_file()), None)
 
 
 def load_results(folder, name: str = "degradation"):
