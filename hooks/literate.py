@@ -18,7 +18,7 @@ from mkdocs.structure.pages import Page as MkDocsPage
 for _name in [n for n in sys.modules if n == "site_render" or n.startswith("site_render.")]:
     del sys.modules[_name]
 
-from site_render import execute, mkdocs_glue  # noqa: E402
+from site_render import execute, math, mkdocs_glue  # noqa: E402
 from site_render.languages import Language  # noqa: E402
 from site_render.pages import Page, discover  # noqa: E402
 from site_render.source import ROOT  # noqa: E402
@@ -73,10 +73,12 @@ def on_page_markdown(markdown: str, page: MkDocsPage, config: MkDocsConfig, file
 
 
 def on_page_content(html: str, page: MkDocsPage, config: MkDocsConfig, files: Files) -> str:
-    """Notebook views: see `mkdocs_glue.notebook_view_html`."""
+    """Math typeset at build time (`site_render.math`); notebook views: see `mkdocs_glue.notebook_view_html`."""
     source = next((p for _, ps in _site for p in ps if p.notebook_uri == page.file.src_uri), None)
     if source is None:
-        return html
+        return math.arithmatex(html)
     page.title = _lang.ui("{title} (notebook)", title=source.title)
     page.meta["description"] = source.description
+    page.meta["search"] = {"exclude": True}  # the side-by-side page holds the same prose; one search hit is enough
+    mkdocs_glue.typeset_toc(page.toc)
     return mkdocs_glue.notebook_view_html(html, source, page.file.url, files, _lang)

@@ -41,6 +41,23 @@ def built_site(tmp_path_factory):
     return site, seconds
 
 
+SERVED: list[tuple[str, int]] = []  # (path, bytes sent, headers included): every request the sites' server answered
+
+
+class _Counting:
+    """A response stream that counts the bytes written to it."""
+
+    def __init__(self, stream):
+        self.stream, self.count = stream, 0
+
+    def write(self, data):
+        self.count += len(data)
+        return self.stream.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 @pytest.fixture(scope="session")
 def language_sites(built_site, tmp_path_factory):
     """English (the session's build) at /en/, ja and zh built strictly (both at once) at /ja/ and /zh/, served
@@ -50,6 +67,14 @@ def language_sites(built_site, tmp_path_factory):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
+        def setup(self):  # count what is sent (the page weight test reads SERVED)
+            super().setup()
+            self.wfile = _Counting(self.wfile)
+
+        def finish(self):
+            SERVED.append((getattr(self, "path", "?"), self.wfile.count))
+            super().finish()
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
     origin = f"http://127.0.0.1:{httpd.server_address[1]}"

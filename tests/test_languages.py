@@ -8,7 +8,7 @@ import shutil
 
 import nbformat
 import pytest
-from test_site import Visit
+from test_site import Visit, axe_violations
 
 from conftest import ARTIFACTS, ROOT
 from site_render import languages
@@ -246,3 +246,20 @@ def test_search_in_the_language_finds_the_residual_block(browser, language_sites
     links = page.locator(".md-search-result__item a").evaluate_all("els => els.map(e => e.href)")
     assert any("/resnet_v1/residual_block/" in link for link in links), links
     visit.close(origin)
+
+
+# axe-core on a translated page (one per language) at desktop and phone width, light and dark: no critical or
+# serious violation (the English kinds are checked in test_site.py::test_accessibility).
+@pytest.mark.browser
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_translated_page_accessibility(browser, language_sites, code):
+    _, origin = language_sites
+    found = {}
+    for width, height in ((1440, 900), (390, 844)):
+        for scheme in ("light", "dark"):
+            visit = Visit(browser, f"{origin}/{code}/resnet_v1/residual_block/", width, height, scheme)
+            violations = axe_violations(visit.page, scheme)
+            if violations:
+                found[f"{width} {scheme}"] = violations
+            visit.close(origin)
+    assert not found, found

@@ -22,7 +22,7 @@ def test_outputs_html_text_long_text_and_figures():
     html = outputs.outputs_html(outs, 3, lambda item: seen.append(item) or f"fig{len(seen)}.{item.ext}")
     assert html.startswith('<div class="lb-output" role="group" aria-label="Output of code cell 3" '
                            'data-label="Output">')
-    assert '<pre class="lb-out-text">a &lt; b</pre>' in html
+    assert '<pre class="lb-out-text" tabindex="0">a &lt; b</pre>' in html
     assert '<details class="lb-out-long"><summary>Output: 30 lines</summary>' in html
     assert ('<img class="lb-out-figure" src="fig1.png" alt="Loss curves" width="640" height="480" loading="lazy"'
             in html)

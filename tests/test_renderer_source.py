@@ -96,5 +96,5 @@ def test_outputs_stay_inside_the_code_column_through_markdown(tmp_path):
     body = source.render(path, outputs={1: output})
     out = markdown.markdown(body, extensions=["md_in_html", "attr_list"])
     assert "<p></div>" not in out and "<p><div" not in out
-    code = out[out.index('<div class="lb-code">'):]
-    assert out.count('<div class="lb-code">') == 1 and 'data-ln="9"' in code and 'class="lb-output"' in code
+    code = out[out.index('<div class="lb-code"'):]
+    assert out.count('<div class="lb-code"') == 1 and 'data-ln="9"' in code and 'class="lb-output"' in code

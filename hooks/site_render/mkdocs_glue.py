@@ -16,7 +16,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from . import outputs
+from . import math, outputs
 from .languages import Language
 from .pages import PACKAGE, Page
 from .source import ROOT, render, test_anchors
@@ -91,10 +91,13 @@ def test_page_markdown(path, lang: Language | None = None) -> str:
     return f"---\n{front}\n---\n\n{intro}{render(path, test_anchors(path), percent=False, ui=lang.ui)}"
 
 
-# mkdocs-jupyter's template loads MathJax (an empty or CDN `src`) and, for diagrams, mermaid from a CDN.
+# mkdocs-jupyter's template loads MathJax (an empty or CDN `src`) and, for diagrams, mermaid from a CDN; it also
+# inlines JupyterLab's whole stylesheet (~590 KB) into every view. The views use the site's own small stylesheet
+# (docs/assets/css/notebook.css, in the site's palette, light and dark) instead.
 _CDN_SCRIPTS = re.compile(r'<script[^>]*\bsrc="(?:https?://[^"]*)?"[^>]*>\s*</script>'
                           r'|<script type="text/x-mathjax-config">.*?</script>'
-                          r'|<script type="module">(?:(?!</script>).)*mermaid.*?</script>', re.S)
+                          r'|<script type="module">(?:(?!</script>).)*mermaid.*?</script>'
+                          r'|<style[^>]*>.*?</style>', re.S)  # used on what precedes the notebook only
 # For a notebook read from an .ipynb, mkdocs-jupyter appends a <style> holding the repr of a Python list.
 _TRAILING_STYLE = re.compile(r"\s*<style>\s*\[.*?\]\s*</style>\s*$", re.S)
 _RELATIVE = re.compile(r'(href|src)="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]*)(#[^"]*)?"')
@@ -111,9 +114,22 @@ def notebook_view_html(html_text: str, source: Page, view_url: str, files: Files
         attr, target, anchor = match.group(1), match.group(2), match.group(3) or ""
         return f'{attr}="{url(posixpath.normpath(posixpath.join(source.chapter, target)))}{anchor}"'
 
-    html_text = _RELATIVE.sub(rebase, _TRAILING_STYLE.sub("", _CDN_SCRIPTS.sub("", html_text)))
+    head, wrapper, notebook = html_text.partition('<div class="jupyter-wrapper">')
+    html_text = _RELATIVE.sub(rebase, _CDN_SCRIPTS.sub("", head) + wrapper + _TRAILING_STYLE.sub("", notebook))
+    # Code in Material's `.highlight` (its token colours, light and dark); math typeset at build time. Keyboard
+    # focus goes to what can scroll (code and outputs), not to every cell's wrapper.
+    html_text = html_text.replace('class="highlight-ipynb', 'class="highlight highlight-ipynb')
+    html_text = html_text.replace('class="jp-Cell-inputWrapper" tabindex="0"', 'class="jp-Cell-inputWrapper"')
+    html_text = math.dollars(re.sub(r"<pre(?=[ >])", '<pre tabindex="0"', html_text))
     lang = lang or Language()
     bar = (f'<p class="lb-views"><a class="lb-view" href="{url(source.uri)}">{lang.ui("Side-by-side view")}</a> '
            f'<a class="lb-view" href="{url(source.ipynb_uri)}" download="{source.name}.ipynb">'
            f'{lang.ui("Download .ipynb")}</a></p>')
     return bar + html_text
+
+
+def typeset_toc(items) -> None:
+    """Headings with `$…$` in a notebook view's table of contents, typeset like the page."""
+    for item in items:
+        item.title = math.dollars(item.title)
+        typeset_toc(item.children)

@@ -93,7 +93,8 @@ def outputs_html(outputs, cell_number: int, image_src: Callable[[Shown], str],
             parts.append(f'<div class="lb-out-html">{one_line(item.text)}</div>')
         else:
             cls = "lb-out-text lb-out-stderr" if item.kind == "stderr" else "lb-out-text"
-            text = f'<pre class="{cls}">{one_line(html.escape(item.text))}</pre>'
+            # tabindex: a keyboard reaches (and scrolls) an output wider than the column
+            text = f'<pre class="{cls}" tabindex="0">{one_line(html.escape(item.text))}</pre>'
             lines = item.text.count("\n") + 1
             if lines > LONG:
                 summary = ui("Output: {n} lines", n=lines)

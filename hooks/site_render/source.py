@@ -178,7 +178,8 @@ def highlight(lines: list[str]) -> list[str]:
                 out.append("")
             if piece:
                 text = html.escape(piece, quote=False)
-                out[-1] += f'<span class="{cls}">{text}</span>' if cls else text
+                # plain names and whitespace take the code's own colour: no span (lighter pages)
+                out[-1] += f'<span class="{cls}">{text}</span>' if cls not in ("", "n", "w") else text
     return out + [""] * (len(lines) - len(out))
 
 
@@ -232,7 +233,8 @@ def render(path: Path, anchors: dict[int, str] | None = None, percent: bool = Tr
                              for n, _ in row.code)
             listing = f'<div class="highlight no-copy"><pre><code>{body}\n</code></pre></div>' if row.code else ""
             # The button after the listing: an inline element first would make Markdown split this raw block.
-            parts.append(f'<div class="lb-code">{listing}{button}{shown_output}</div>')
+            # The code column stays out of the search index: readers search the prose, names and headings.
+            parts.append(f'<div class="lb-code" data-search-exclude>{listing}{button}{shown_output}</div>')
         parts.append("</div>")
     parts.append("</div>")
     return "\n".join(parts) + "\n"
