@@ -7,7 +7,8 @@
 A translation file (translations/<lang>/<chapter>/<page>.yml, .../docs/<page>.yml, .../site.yml) is a list of
 entries {hash, en, text}. Fill `text` (empty = missing). When the English of a block changes, `sync` adds an entry
 for the new English with an empty `text` and keeps the outdated pair under `previous` as a hint: update `text`;
-`previous` goes away at the next `sync`. See README, "Translations".
+`previous` goes away at the next `sync`. A block that moves to another page (a page split in two) keeps its
+translation: `sync` finds it by the English block's hash in every file of the language. See README, "Translations".
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ TRANSLATED = [code for code in languages.LANGUAGES if code != languages.ENGLISH]
 
 def sync(codes: list[str], only: str | None = None) -> None:
     for code in codes:
+        known = languages.memory(code)  # read before any file is rewritten: a block may move between files
         for rel_path, units in languages.translation_files().items():
             if only and rel_path != only:
                 continue
             path = languages.TRANSLATIONS / code / rel_path
             old = languages.load(path)
-            new = languages.synced(units(), old)
+            new = languages.synced(units(), old, known)
             if new != old or not path.exists():
                 languages.dump(path, new)
                 print(f"updated {path.relative_to(ROOT)}")

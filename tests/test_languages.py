@@ -116,6 +116,21 @@ def test_an_english_edit_makes_its_translation_stale(tmp_path):
     assert fresh["text"] == "" and fresh["previous"]["text"] == outdated
 
 
+# A page split in two keeps its translations: `sync` finds a block that moved to the new page by its hash in
+# every file of the language (its translation memory), and drops it from the page it left.
+def test_sync_carries_a_moved_block_to_its_new_page(tmp_path):
+    entries = languages.load(languages.TRANSLATIONS / "ja" / PAGE_FILE)
+    moved = next(e for e in entries if e["text"].strip() and e["en"].startswith("##"))
+    shutil.copytree(languages.TRANSLATIONS / "ja", tmp_path / "ja")
+    known = languages.memory("ja", tmp_path)
+    assert known[moved["hash"]] == moved["text"]
+    rest = [e["en"] for e in entries if e is not moved]
+    assert all(e["hash"] != moved["hash"] for e in languages.synced(rest, entries, known))
+    new_page = languages.synced(["A block never translated.", moved["en"]], [], known)
+    assert [e["text"] for e in new_page] == ["", moved["text"]]
+    assert languages.synced([moved["en"]], [])[0]["text"] == ""  # without the memory it would be lost
+
+
 def test_blocks_keep_fenced_code_whole():
     text = "Para one\nstill one.\n\n```python\nx = 1\n\ny = 2\n```\n\n## Heading"
     assert languages.blocks(text) == [("Para one\nstill one.", True), ("```python\nx = 1\n\ny = 2\n```", False),

@@ -223,9 +223,12 @@ def translation_files() -> dict[str, Callable[[], list[str]]]:
 # sync and check (scripts/translations.py; the test suite calls `problems`)
 # --------------------------------------------------------------------------------------------------------------
 
-def synced(units: list[str], old: list[dict]) -> list[dict]:
+def synced(units: list[str], old: list[dict], memory: dict[str, str] | None = None) -> list[dict]:
     """The entries a file should hold for these English units, keeping every current translation. An entry
-    whose English changed is kept beside the new one as `previous` (the translator's hint), matched by position."""
+    whose English changed is kept beside the new one as `previous` (the translator's hint), matched by position.
+    `memory` ({hash: text}, from every file of the language) fills a block that moved here from another page,
+    or that another page already translated word for word (`## Exercises`)."""
+    memory = memory or {}
     by_hash = {e["hash"]: e for e in old}
     unique = list(dict.fromkeys(units))
     hashes = [key(u) for u in unique]
@@ -234,6 +237,8 @@ def synced(units: list[str], old: list[dict]) -> list[dict]:
     for text, h in zip(unique, hashes):
         entry = dict(by_hash.get(h) or {"hash": h, "text": ""})
         entry["en"] = text
+        if not entry["text"].strip():
+            entry["text"] = memory.get(h, "")  # the same English already translated on another page
         if entry["text"].strip():
             entry.pop("previous", None)
         out.append(entry)
@@ -245,6 +250,12 @@ def synced(units: list[str], old: list[dict]) -> list[dict]:
                 if stale in orphans and stale["text"].strip() and not new["text"].strip():
                     new["previous"] = {"en": stale.get("en", ""), "text": stale["text"]}
     return out
+
+
+def memory(language: str, root: Path = TRANSLATIONS) -> dict[str, str]:
+    """{hash: translation} over every file of a language: what `sync` reuses when a block moves between pages."""
+    return {e["hash"]: e["text"] for path in sorted((root / language).rglob("*.yml"))
+            for e in load(path) if e.get("text", "").strip()}
 
 
 @dataclass
