@@ -25,10 +25,11 @@ from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2 as T
 
 from labml_style_src.resnet_v1.resnet import resnet
-from labml_style_src.scale import batchnorm, ddp, imagenet
+from labml_style_src.scale import batchnorm, ddp, ddp_train, imagenet
 from labml_style_src.training.loop import CheckpointError
 from solutions.scale import batchnorm as batchnorm_solutions
 from solutions.scale import ddp as ddp_solutions
+from solutions.scale import ddp_train as ddp_train_solutions
 from solutions.scale import imagenet as imagenet_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -362,7 +363,7 @@ def torchrun(*args, nproc: int = 2, expect_success: bool = True):
     return result
 
 
-def run_args(cfg: ddp.RunConfig) -> list:
+def run_args(cfg: ddp_train.RunConfig) -> list:
     return ["--data", cfg.data, "--run-dir", cfg.run_dir, "--epochs", cfg.epochs, "--batch-size", cfg.batch_size,
             "--bn", cfg.bn, "--device", cfg.device, "--die-at-step", cfg.die_at_step, "--no-progress"]
 
@@ -379,12 +380,12 @@ def runs(patterns_root, tmp_path_factory):
     def get(name):
         if name not in done:
             settings, nproc = plans[name]
-            cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(base / name), batch_size=BATCH, progress=False,
-                                **settings)
+            cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(base / name), batch_size=BATCH,
+                                      progress=False, **settings)
             if nproc:
                 torchrun(*run_args(cfg), nproc=nproc)
             else:
-                ddp.train(replace(cfg, batch_size=2 * BATCH))
+                ddp_train.train(replace(cfg, batch_size=2 * BATCH))
             done[name] = Path(cfg.run_dir)
         return done[name]
     return get
@@ -408,12 +409,12 @@ def test_single_process_when_not_launched_by_torchrun(monkeypatch):
 # the same images at every step.
 @pytest.mark.slow
 def test_ddp_matches_one_process_with_twice_the_batch(runs):
-    two, one = ddp.final_weights(runs("frozen-2")), ddp.final_weights(runs("frozen-1"))
-    assert ddp.max_difference(one, two) < 1e-5
-    torch.manual_seed(ddp.RunConfig().seed)  # the initial weights, made as the script makes them
-    start = ddp.ARCHS["small"](len(PATTERNS))
+    two, one = ddp_train.final_weights(runs("frozen-2")), ddp_train.final_weights(runs("frozen-1"))
+    assert ddp_train.max_difference(one, two) < 1e-5
+    torch.manual_seed(ddp_train.RunConfig().seed)  # the initial weights, made as the script makes them
+    start = ddp_train.ARCHS["small"](len(PATTERNS))
     ddp.zero_init_last_bn_(start)
-    assert ddp.max_difference(start.state_dict(), two) > 1e-2
+    assert ddp_train.max_difference(start.state_dict(), two) > 1e-2
     assert [r["step"] for r in metrics(runs("frozen-2"))] == [6, 12]
 
 
@@ -421,7 +422,7 @@ def test_ddp_matches_one_process_with_twice_the_batch(runs):
 # differ by far more than rounding.
 @pytest.mark.slow
 def test_ddp_with_batchnorm_in_train_mode_differs(runs):
-    gap = ddp.max_difference(ddp.final_weights(runs("train-1")), ddp.final_weights(runs("train-2")))
+    gap = ddp_train.max_difference(ddp_train.final_weights(runs("train-1")), ddp_train.final_weights(runs("train-2")))
     assert gap > 1e-3
 
 
@@ -441,29 +442,29 @@ def test_distributed_evaluation_counts_every_image_once(runs):
 # that was never interrupted.
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_weights(runs, patterns_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "killed"), batch_size=BATCH, epochs=3,
-                        bn="train", progress=False)
+    cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "killed"), batch_size=BATCH,
+                              epochs=3, bn="train", progress=False)
     torchrun(*run_args(replace(cfg, die_at_step=9)), expect_success=False)
     state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and len(state["history"]) == 1
     assert not list((tmp_path / "killed").glob("*.tmp"))
     torchrun(*run_args(cfg))
-    resumed, uninterrupted = ddp.final_weights(cfg.run_dir), ddp.final_weights(runs("train-2"))
+    resumed, uninterrupted = ddp_train.final_weights(cfg.run_dir), ddp_train.final_weights(runs("train-2"))
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     assert metrics(cfg.run_dir) == metrics(runs("train-2"))
 
 
 # A checkpoint made with other settings is refused, with the setting named, instead of being silently mixed in.
 def test_checkpoint_of_a_different_run_is_refused(patterns_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "run"), batch_size=16, epochs=1,
-                        progress=False)
-    ddp.train(cfg)
-    assert ddp.train(replace(cfg, epochs=1)) == metrics(cfg.run_dir)  # finished: nothing to do
+    cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "run"), batch_size=16, epochs=1,
+                              progress=False)
+    ddp_train.train(cfg)
+    assert ddp_train.train(replace(cfg, epochs=1)) == metrics(cfg.run_dir)  # finished: nothing to do
     with pytest.raises(CheckpointError, match="batch_size"):
-        ddp.train(replace(cfg, batch_size=8, epochs=2))
+        ddp_train.train(replace(cfg, batch_size=8, epochs=2))
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
-        ddp.train(replace(cfg, epochs=2))
+        ddp_train.train(replace(cfg, epochs=2))
 
 
 def _ddp_facts(out):
@@ -510,17 +511,18 @@ def test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
 def test_syncbn_matches_one_process_on_cuda(patterns_root, tmp_path, monkeypatch):
-    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH, epochs=2,
-                        bn="sync", device="cuda", progress=False)
+    cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH,
+                              epochs=2, bn="sync", device="cuda", progress=False)
     torchrun(*run_args(cfg))
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # full float32, as in the children
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     single = replace(cfg, run_dir=str(tmp_path / "one"), bn="train", batch_size=2 * BATCH)
-    ddp.train(single)
+    ddp_train.train(single)
     plain = replace(cfg, run_dir=str(tmp_path / "plain-2"), bn="train")
     torchrun(*run_args(plain))
-    gap_sync = ddp.max_difference(ddp.final_weights(cfg.run_dir), ddp.final_weights(single.run_dir))
-    gap_plain = ddp.max_difference(ddp.final_weights(plain.run_dir), ddp.final_weights(single.run_dir))
+    alone = ddp_train.final_weights(single.run_dir)
+    gap_sync = ddp_train.max_difference(ddp_train.final_weights(cfg.run_dir), alone)
+    gap_plain = ddp_train.max_difference(ddp_train.final_weights(plain.run_dir), alone)
     assert gap_sync < 1e-3 and gap_plain > 10 * gap_sync
 
 
@@ -533,7 +535,7 @@ def test_train_ddp_command_line():
                                    "--base-batch", "256", "--milestones", "30", "60", "80", "--bf16"])
     assert (cfg.data, cfg.bn, cfg.zero_gamma, cfg.batch_size, cfg.bf16) == ("d", "frozen", False, 7, True)
     assert cfg.schedule == ddp.Schedule(0.1, 256, 1, (30, 60, 80))
-    assert train_ddp.parse_args([])[1] == ddp.RunConfig()
+    assert train_ddp.parse_args([])[1] == ddp_train.RunConfig()
     with pytest.raises(SystemExit):
         train_ddp.parse_args(["--bn", "group"])
 
@@ -585,3 +587,12 @@ def test_ddp_checkers(capsys):
         ddp.check_shard(lambda n, k, r: list(range(r, n, k)))
     assert hint_hides(e, ["[2, 6, 0]"])
     assert capsys.readouterr().out.count("correct") == 2
+
+
+def test_ddp_train_checkers(capsys):
+    ddp_train.check_steps_per_epoch(ddp_train_solutions.my_steps)
+    with pytest.raises(AssertionError, match="10 images, 4 processes of 3"):  # forgets the padding
+        ddp_train.check_steps_per_epoch(lambda n_images, k, n: n_images // (k * n))
+    with pytest.raises(AssertionError, match="9 images, 2 processes of 2"):  # keeps the last batch
+        ddp_train.check_steps_per_epoch(lambda n_images, k, n: -(-n_images // (k * n)))
+    assert capsys.readouterr().out.count("correct") == 1
