@@ -25,12 +25,13 @@ from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2 as T
 
 from labml_style_src.resnet_v1.resnet import resnet
-from labml_style_src.scale import batchnorm, ddp, ddp_train, imagenet
+from labml_style_src.scale import batchnorm, ddp, ddp_train, imagenet, imagenet2
 from labml_style_src.training.loop import CheckpointError
 from solutions.scale import batchnorm as batchnorm_solutions
 from solutions.scale import ddp as ddp_solutions
 from solutions.scale import ddp_train as ddp_train_solutions
 from solutions.scale import imagenet as imagenet_solutions
+from solutions.scale import imagenet2 as imagenet2_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "train_ddp.py"
@@ -76,7 +77,7 @@ def test_generated_folder_is_real_jpegs_in_imagenet_layout(patterns_root):
     mean = imagenet.mean_image(train, 56)
     assert mean.shape == (3, 56, 56) and 0 < mean.min() and mean.max() < 1
     for recipe in (imagenet.PAPER_IMAGENET, imagenet.TINY_IMAGENET):
-        x = imagenet.train_transform(recipe, torch.zeros(3, recipe.crop, recipe.crop))(train[0][0])
+        x = imagenet2.train_transform(recipe, torch.zeros(3, recipe.crop, recipe.crop))(train[0][0])
         assert x.shape == (3, recipe.crop, recipe.crop) and x.dtype == torch.float32
 
 
@@ -111,7 +112,7 @@ def test_ten_crops_are_corners_centre_and_their_mirrors():
     recipe = imagenet.PAPER_IMAGENET
     image = Image.fromarray(torch.randint(0, 256, (300, 400, 3), dtype=torch.uint8).numpy())
     zero = torch.zeros(3, 224, 224)
-    crops = imagenet.ten_crops(image, recipe, zero)
+    crops = imagenet2.ten_crops(image, recipe, zero)
     assert crops.shape == (10, 3, 224, 224)
     square = T.Compose([imagenet.resized(256), T.CenterCrop(256)])(image)
     first, last, middle = slice(0, 224), slice(32, 256), slice(16, 240)  # CenterCrop: offset 16
@@ -120,7 +121,7 @@ def test_ten_crops_are_corners_centre_and_their_mirrors():
         assert torch.equal(crops[i], square[:, rows, cols])
         assert torch.equal(crops[5 + i], square.flip(-1)[:, rows, cols])
     mean = torch.rand(3, 224, 224)
-    assert torch.allclose(imagenet.ten_crops(image, recipe, mean), crops - mean)
+    assert torch.allclose(imagenet2.ten_crops(image, recipe, mean), crops - mean)
 
 
 # Fully-convolutional testing: the fc layer as a 1×1 convolution gives a score map whose average over positions is
@@ -129,19 +130,19 @@ def test_score_map_average_is_the_network_output():
     torch.manual_seed(0)
     model = imagenet.small_resnet(5).eval()
     x = torch.randn(2, 3, 96, 130)
-    smap = imagenet.score_map(model, x)
+    smap = imagenet2.score_map(model, x)
     assert smap.shape == (2, 5, 3, 5)
     with torch.no_grad():
         assert torch.allclose(smap.mean((2, 3)), model(x), atol=1e-5)
     image = Image.fromarray(torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8).numpy())
     recipe, mean = imagenet.TINY_IMAGENET, torch.rand(3, 56, 56)
-    scores = imagenet.multi_scale_scores(model, image, recipe, mean)
+    scores = imagenet2.multi_scale_scores(model, image, recipe, mean)
     with torch.no_grad():
         per_scale = [model(imagenet.resized(s)(image)[None] - mean.mean((1, 2), keepdim=True)).softmax(1)[0]
                      for s in recipe.test_scales]
     assert torch.allclose(scores, torch.stack(per_scale).mean(0), atol=1e-6)
     assert math.isclose(scores.sum().item(), 1, abs_tol=1e-5)
-    ten = imagenet.ten_crop_scores(model, image, recipe, mean)
+    ten = imagenet2.ten_crop_scores(model, image, recipe, mean)
     assert ten.shape == (5,) and math.isclose(ten.sum().item(), 1, abs_tol=1e-5)
 
 
@@ -149,20 +150,20 @@ def test_score_map_average_is_the_network_output():
 # `rgb_pca` recovers the eigenvalues and eigenvectors of a known covariance from pixels drawn with it.
 def test_pca_lighting():
     torch.manual_seed(0)
-    lighting = imagenet.Lighting()
+    lighting = imagenet2.Lighting()
     alpha = torch.tensor([0.1, -0.2, 0.05])
-    by_loop = sum(alpha[i] * imagenet.IMAGENET_EIGVAL[i] * imagenet.IMAGENET_EIGVEC[:, i] for i in range(3))
+    by_loop = sum(alpha[i] * imagenet2.IMAGENET_EIGVAL[i] * imagenet2.IMAGENET_EIGVEC[:, i] for i in range(3))
     assert torch.allclose(lighting.offset(alpha), by_loop)
     x = torch.rand(3, 4, 5)
     y = lighting(x)
     shift = (y - x).reshape(3, -1)
     assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-6)  # one RGB offset for every pixel
-    assert torch.allclose(imagenet.IMAGENET_EIGVEC.T @ imagenet.IMAGENET_EIGVEC, torch.eye(3), atol=1e-3)
-    eigvec = torch.linalg.qr(imagenet.IMAGENET_EIGVEC)[0]
-    cov = eigvec @ torch.diag(imagenet.IMAGENET_EIGVAL) @ eigvec.T
+    assert torch.allclose(imagenet2.IMAGENET_EIGVEC.T @ imagenet2.IMAGENET_EIGVEC, torch.eye(3), atol=1e-3)
+    eigvec = torch.linalg.qr(imagenet2.IMAGENET_EIGVEC)[0]
+    cov = eigvec @ torch.diag(imagenet2.IMAGENET_EIGVAL) @ eigvec.T
     pixels = torch.distributions.MultivariateNormal(torch.zeros(3), cov).sample((200_000,))
-    eigval, found = imagenet.rgb_pca(pixels.T.reshape(1, 3, 400, 500))
-    assert torch.allclose(eigval, imagenet.IMAGENET_EIGVAL, rtol=0.05)
+    eigval, found = imagenet2.rgb_pca(pixels.T.reshape(1, 3, 400, 500))
+    assert torch.allclose(eigval, imagenet2.IMAGENET_EIGVAL, rtol=0.05)
     assert torch.allclose((found * eigvec).sum(0).abs(), torch.ones(3), atol=0.01)  # same directions, up to sign
 
 
@@ -553,11 +554,18 @@ def test_imagenet_checkers(capsys):
     with pytest.raises(AssertionError, match="divide by the number of training images") as e:
         imagenet.check_epochs(90)
     assert hint_hides(e, ["119", "120"])
-    imagenet.check_lighting(imagenet_solutions.my_offset)
+    assert capsys.readouterr().out.count("correct") == 1
+
+
+def test_imagenet2_checkers(capsys):
+    imagenet2.check_lighting(imagenet2_solutions.my_offset)
     with pytest.raises(AssertionError, match="each eigenvector is a column") as e:
-        imagenet.check_lighting(lambda a, lam, p: sum(a[i] * lam[i] * p[i] for i in range(3)))  # rows
+        imagenet2.check_lighting(lambda a, lam, p: sum(a[i] * lam[i] * p[i] for i in range(3)))  # rows
     alpha = torch.randn(3, generator=torch.Generator().manual_seed(0)) * 0.1
-    assert hint_hides(e, [f"{v:.4f}" for v in imagenet.Lighting().offset(alpha).tolist()])
+    assert hint_hides(e, [f"{v:.4f}" for v in imagenet2.Lighting().offset(alpha).tolist()])
+    imagenet2.check_map_side(imagenet2_solutions.my_map_side)
+    with pytest.raises(AssertionError, match="for side 33 your score map is 1 wide"):  # rounds down
+        imagenet2.check_map_side(lambda side: side // 32)
     assert capsys.readouterr().out.count("correct") == 2
 
 

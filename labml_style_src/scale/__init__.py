@@ -1,3 +1,3 @@
 """Training at scale"""
 
-PAGES = ["imagenet", "batchnorm", "ddp", "ddp_train"]
+PAGES = ["imagenet", "imagenet2", "batchnorm", "ddp", "ddp_train"]

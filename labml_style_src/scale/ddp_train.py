@@ -42,9 +42,9 @@ from labml_style_src.scale.imagenet import (
     mean_image,
     resized,
     small_resnet,
-    train_transform,
     write_imagenet_folder,
 )
+from labml_style_src.scale.imagenet2 import train_transform
 from labml_style_src.training.loop import (
     CheckpointError,
     atomic_write,
