@@ -247,10 +247,10 @@ def mean_image(dataset, size: int, limit: int | None = None) -> torch.Tensor:
 # %%
 if __name__ == "__main__":
     mean = mean_image(train_set, TINY_IMAGENET.crop)
-    colour = mean.mean((1, 2))  # the mean colour: the mean image averaged over its pixels
-    print("mean image:", tuple(mean.shape), " mean colour (RGB):", colour.numpy().round(3))
-    print("largest distance of a pixel from the mean colour:",
-          f"{(mean - colour[:, None, None]).abs().max():.3f}")
+    colour = mean.mean((1, 2))  # the mean image averaged over its pixels
+    print("mean image:", tuple(mean.shape), " mean colour:", colour.numpy().round(3))
+    gap = (mean - colour[:, None, None]).abs().max()
+    print(f"largest distance of a pixel from the mean colour: {gap:.3f}")
 
 # %% [markdown]
 # ## Exercises

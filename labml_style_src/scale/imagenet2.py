@@ -246,8 +246,9 @@ def check_map_side(my_map_side) -> None:
     for side in (32, 33, 56, 63, 64, 97, 224, 225, 640, 853):
         want = score_map(model, torch.empty(1, 3, side, side, device="meta")).shape[-1]
         if my_map_side(side) != want:
-            raise AssertionError(f"for side {side} your score map is {my_map_side(side)} "
-                                 "wide; count the stride-2 layers and how each rounds")
+            raise AssertionError(f"for side {side} your score map is "
+                                 f"{my_map_side(side)} wide; count the stride-2 layers "
+                                 "and how each rounds")
     print("correct: your score-map sizes are the network's")
 
 
