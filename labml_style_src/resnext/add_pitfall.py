@@ -132,8 +132,7 @@ if __name__ == "__main__":
 # width, for instance in a stack that starts with `conv_shortcut=False`. Then the add fails, with
 # PyTorch's message for plain `+` and with ours, naming both shapes and the fix, for `residual_add`
 # ([test](../tests/test_resnext.md#test_tutorial_stack_never_mismatches)).
-
-# %% [markdown]
+#
 # ## 3. What *does* pass silently: size-1 dimensions
 #
 # Broadcasting is real, just not what the published answer claims: a dimension of size 1 is repeated
@@ -293,7 +292,8 @@ def check_add_shapes(answers: list) -> None:
         except RuntimeError:
             truth = None
         if (tuple(guess) if guess is not None else None) != truth:
-            raise AssertionError(f"pair {i}: {a} + {b} — not {guess}. Hint: line the two "
-                                 "shapes up from the right; each pair of sizes must be equal "
-                                 "or contain a 1, and a missing dimension counts as 1.")
+            raise AssertionError(
+                f"pair {i}: {a} + {b} — not {guess}. Hint: line the two shapes up from "
+                f"the right; each pair of sizes must be equal or contain a 1, and a "
+                f"missing dimension counts as 1.")
     print("correct: you predicted every add, including the silent broadcasts")
