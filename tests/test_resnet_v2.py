@@ -171,8 +171,8 @@ def test_identity_is_in_the_solution_space():
     x = torch.randn(4, 8, 6, 6, dtype=torch.float64)
     original, gated = same_F_units("shortcut_only_gating")
     with torch.no_grad():
-        nn.init.zeros_(gated.merge.g.W_g.weight)
-        nn.init.constant_(gated.merge.g.W_g.bias, -40.0)
+        nn.init.zeros_(gated.merge.W_g.weight)
+        nn.init.constant_(gated.merge.W_g.bias, -40.0)
         assert torch.equal(gated(x), original(x))
     original, conv = same_F_units("conv1x1")
     original.eval(), conv.eval()
@@ -182,7 +182,7 @@ def test_identity_is_in_the_solution_space():
         assert torch.allclose(conv(x), original(x), rtol=0, atol=1e-12)
         for b_g in (-40.0, -6.0, 0.0, 6.0, 40.0):
             original, exclusive = same_F_units("exclusive_gating", b_g=b_g)
-            nn.init.zeros_(exclusive.merge.g.W_g.weight)
+            nn.init.zeros_(exclusive.merge.W_g.weight)
             assert (exclusive(x) - original(x)).abs().max() > 0.1
         # With F ≡ 0 an original unit passes a non-negative x unchanged; 0.5-scaling halves it and dropout
         # (training mode) zeroes about half of it.
