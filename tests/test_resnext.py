@@ -18,9 +18,10 @@ from labml_style_src.paper_tables import (
     RESNEXT_TABLE3_TOP1,
     RESNEXT_TABLE7_CIFAR,
 )
+from labml_style_src.resnet_v1.against_torchvision import from_torchvision
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
-from labml_style_src.resnet_v1.resnet import TABLE_1, from_torchvision, resnet
+from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 from labml_style_src.resnext.add_pitfall import (
     PAIRS,
     TORCH_MESSAGE,
