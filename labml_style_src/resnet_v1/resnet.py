@@ -255,10 +255,10 @@ if __name__ == "__main__":
 #    What does `Arch` check for you? (Its "FLOPs" are not in our Table 1; count them with `count_macs`.)
 # 2. **Other image sizes (auto-checked).** Global average pooling hands the fc layer one number per
 #    channel, whatever the size of the image. Predict the side of the map after the stem and after
-#    each stage of ResNet-18 for a 320×320 image, write it as `sides_320 = {"stem": ...,
-#    "conv2_x": ..., "conv3_x": ..., "conv4_x": ..., "conv5_x": ...}` and run
-#    `check_sides_320(sides_320)`. Then try 16×16 with `stage_shapes`: which stage is the first to
-#    work on a 1×1 map, and does the network still return 1000 logits?
+#    each stage of ResNet-18 for a 320×320 image, write it as
+#    `sides_320 = {"stem": ..., "conv2_x": ..., "conv3_x": ..., "conv4_x": ..., "conv5_x": ...}`
+#    and run `check_sides_320(sides_320)`. Then try 16×16 with `stage_shapes`: which stage is the
+#    first to work on a 1×1 map, and does the network still return 1000 logits?
 # 3. A stem is any function `(c_in, c_out) -> nn.Module`. Write one for 64×64 images (a 3×3
 #    convolution with stride 1, BN and ReLU, no pooling), build ResNet-18 with it and print
 #    `stage_shapes` for a 64×64 image. On which map does `conv5_x` work, and how does that compare
