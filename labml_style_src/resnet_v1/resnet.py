@@ -272,7 +272,8 @@ def check_sides_320(answer: dict) -> None:
     for name, shape in shapes.items():
         if answer.get(name) != shape[-1]:
             raise AssertionError(
-                f"{name}: not {answer.get(name)}. The stem divides the side by 4 (a stride-2 "
-                "convolution, then a stride-2 max-pool), conv2_x keeps it, and every later "
-                "stage halves it in its first block")
-    print("correct:", ", ".join(f"{name} {shape[-1]}²" for name, shape in shapes.items()))
+                f"{name}: not {answer.get(name)}. The stem divides the side by 4 (a "
+                "stride-2 convolution, then a stride-2 max-pool), conv2_x keeps it, "
+                "and every later stage halves it in its first block")
+    sides = ", ".join(f"{name} {shape[-1]}²" for name, shape in shapes.items())
+    print("correct:", sides)
