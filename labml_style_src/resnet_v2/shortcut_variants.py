@@ -7,7 +7,7 @@
 # represent: their shortcut can be the identity; the other three can never be. This page builds each
 # variant as a small module with one interface, checks which can be the identity, and measures the
 # gradient the shortcut path carries through 54 units at initialisation: the product in eq. (8) of
-# the [propagation page](propagation.md).
+# the [scaled-shortcut page](scaled_shortcut.md).
 #
 # > "Multiplicative manipulations (scaling, gating, 1×1 convolutions, and dropout) on the shortcuts
 # > can hamper information propagation and lead to optimization problems." — He et al. 2016, §3.2
