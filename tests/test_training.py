@@ -3,6 +3,7 @@
 No network anywhere: CIFAR-10 is replaced by folders in the real CIFAR-10 format that the tests write.
 """
 
+import csv
 import importlib.util
 import json
 import math
@@ -42,7 +43,7 @@ from labml_style_src.training.loop import (
     check_accumulation,
     fit,
     plot_metrics,
-    read_metrics,
+    rounded,
     train_step,
 )
 from labml_style_src.training.recipe import (
@@ -353,6 +354,13 @@ def kill_at(n):
     return on_step
 
 
+def read_metrics(run_dir) -> list:
+    """The metrics.csv that `fit` writes, as numbers."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: int(v) if k in ("epoch", "iteration") else float(v) for k, v in r.items()} for r in rows]
+
+
 def without_time(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
@@ -417,7 +425,8 @@ def test_bad_checkpoint_is_an_error_not_a_restart(digits_root, tmp_path):
         fit(cifar_resnet(8), None, TINY, tmp_path, resume=False, progress=False)
 
 
-# Metrics are written as CSV and JSON every epoch and agree; the plot is a real, non-empty PNG.
+# Metrics are written as CSV and JSON every epoch and agree; the plot is a real, non-empty PNG; a row prints
+# rounded to 4 significant digits, without the machine-dependent seconds.
 def test_metrics_files_and_plot(digits_root, tmp_path):
     history = tiny_run(digits_root, tmp_path)
     from_csv = read_metrics(tmp_path)
@@ -427,6 +436,8 @@ def test_metrics_files_and_plot(digits_root, tmp_path):
         assert a.keys() == b.keys() == c.keys()
         assert all(math.isclose(a[k], b[k]) and math.isclose(b[k], c[k]) for k in a)
     assert math.isclose(from_csv[-1]["lr"], 0.01)  # ÷10 after the milestone at 6
+    shown = rounded(history[-1])  # a row as the pages print it: 0.1 · 0.1 is 0.01, no seconds
+    assert shown["lr"] == 0.01 != history[-1]["lr"] and shown["epoch"] == 3 and "seconds" not in shown
     fig = plot_metrics(from_csv, "title")
     assert [line.get_label() for line in fig.axes[1].lines] == ["train", "test"]
     fig.savefig(tmp_path / "m.png")

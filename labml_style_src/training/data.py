@@ -1,23 +1,22 @@
 # %% [markdown]
 # # Looking at the data
 #
-# Before training anything, look at what the network will see: a grid of images with their
-# class names, and how many images each class has. This page writes the PyTorch equivalent of
-# TensorFlow Datasets' `show_examples` for any dataset that yields `(image, label)` pairs, and
-# a loader for CIFAR-10 that runs torchvision's own reading code.
+# Before training anything, look at what the network will see: a grid of images with their class names,
+# and how many images each class has. This page writes the PyTorch equivalent of TensorFlow Datasets'
+# `show_examples` for any dataset that yields `(image, label)` pairs, and a loader for CIFAR-10 that runs
+# torchvision's own reading code.
 #
-# CIFAR-10 is 60,000 colour images of 32×32 pixels in 10 classes: 50,000 for training (five
-# files of 10,000) and 10,000 for testing. The paper trains its CIFAR ResNets on it (§4.2).
+# CIFAR-10 is 60,000 colour images of 32×32 pixels in 10 classes: 50,000 for training (five files of
+# 10,000) and 10,000 for testing. The paper trains its CIFAR ResNets on it (§4.2).
 #
 # !!! note "What the pictures on this page are: handwritten digits, not CIFAR-10"
-#     The site is built and tested offline, so this page cannot download CIFAR-10 (an archive
-#     of 170,498,071 bytes, 163 MiB). Instead it takes a real data set that ships inside
-#     scikit-learn, 1,797 scanned handwritten *digits* (8×8 grey images), scales them to 32×32,
-#     writes them to disk **in the CIFAR-10 file format**, and reads them back through
-#     torchvision's `CIFAR10` class. Every image and count you see below is a digit. Every
-#     line runs unchanged on the real CIFAR-10: call `load_cifar10(root, download=True)` once
-#     when you are online, and the grid shows airplanes, cats and trucks (the last section
-#     shows the three lines).
+#     The site is built and tested offline, so this page cannot download CIFAR-10 (an archive of
+#     170,498,071 bytes, 163 MiB). Instead it takes a real data set that ships inside scikit-learn, 1,797
+#     scanned handwritten *digits* (8×8 grey images), scales them to 32×32, writes them to disk **in the
+#     CIFAR-10 file format**, and reads them back through torchvision's `CIFAR10` class. Every image and
+#     count you see below is a digit. Every line runs unchanged on the real CIFAR-10: call
+#     `load_cifar10(root, download=True)` once when you are online, and the grid shows airplanes, cats and
+#     trucks (the last section shows the three lines).
 
 # %%
 import pickle
@@ -37,14 +36,13 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # %% [markdown]
 # ## The CIFAR-10 file format
 #
-# The "python version" of CIFAR-10 is a folder `cifar-10-batches-py` with six pickled
-# dictionaries `data_batch_1` … `data_batch_5` and `test_batch`, plus `batches.meta` with the
-# class names. In each batch, `data` is a `uint8` array `[N, 3072]`: one row per image, the
-# 1,024 red values first, then green, then blue, each a 32×32 image in row-major order;
-# `labels` is a list of `N` integers.
+# The "python version" of CIFAR-10 is a folder `cifar-10-batches-py` with six pickled dictionaries
+# `data_batch_1` … `data_batch_5` and `test_batch`, plus `batches.meta` with the class names. In each
+# batch, `data` is a `uint8` array `[N, 3072]`: one row per image, the 1,024 red values first, then green,
+# then blue, each a 32×32 image in row-major order; `labels` is a list of `N` integers.
 #
-# Writing that format ourselves has two uses: the tests get a real CIFAR-10 folder for
-# torchvision's loader, and this page gets a real data set to show without a download.
+# Writing that format ourselves has two uses: the tests get a real CIFAR-10 folder for torchvision's
+# loader, and this page gets a real data set to show without a download.
 
 # %%
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -88,16 +86,15 @@ def _dump(path: Path, obj) -> None:
 # %% [markdown]
 # ## Reading it with torchvision's own code
 #
-# `torchvision.datasets.CIFAR10(root, download=False)` reads the six files, stacks them into
-# `data` (`uint8 [N, 32, 32, 3]`) and `targets`, and takes `classes` from `batches.meta`.
-# Before reading, it checks the **MD5 checksum** of every file against the checksums of the
-# official download, so a folder we wrote ourselves is rejected as "not found or corrupted".
+# `torchvision.datasets.CIFAR10(root, download=False)` reads the six files, stacks them into `data`
+# (`uint8 [N, 32, 32, 3]`) and `targets`, and takes `classes` from `batches.meta`. Before reading, it
+# checks the **MD5 checksum** of every file against the checksums of the official download, so a folder we
+# wrote ourselves is rejected as "not found or corrupted".
 #
-# torchvision's check is `check_integrity(path, md5)`, and with `md5=None` it only checks
-# that the file exists. So `CIFAR10Files` below is a subclass that changes nothing but its
-# *file table*: same file names, no checksums. All reading code is torchvision's, untouched.
-# Use it for files you made; for the real download keep the checksums
-# (`load_cifar10(..., verify_md5=True)`, the default).
+# torchvision's check is `check_integrity(path, md5)`, and with `md5=None` it only checks that the file
+# exists. So `CIFAR10Files` below is a subclass that changes nothing but its *file table*: same file
+# names, no checksums. All reading code is torchvision's, untouched. Use it for files you made; for the
+# real download keep the checksums (`load_cifar10(..., verify_md5=True)`, the default).
 
 # %%
 class CIFAR10Files(CIFAR10):
@@ -137,10 +134,10 @@ def load_cifar10(root, train: bool = True, transform=None, *, download: bool = F
 # %% [markdown]
 # ## A real data set without a download: scikit-learn's digits
 #
-# scikit-learn ships 1,797 grey 8×8 images of handwritten digits (values 0–16, each the count
-# of ink pixels in a 4×4 block of a 32×32 scan). We scale them to 0–255, resize them to 32×32
-# (bilinear), repeat the grey channel three times, and keep 300 for the test file. That is a
-# CIFAR-10-shaped data set with ten classes, "0" to "9".
+# scikit-learn ships 1,797 grey 8×8 images of handwritten digits (values 0–16, each the count of ink
+# pixels in a 4×4 block of a 32×32 scan). We scale them to 0–255, resize them to 32×32 (bilinear), repeat
+# the grey channel three times, and keep 300 for the test file. That is a CIFAR-10-shaped data set with
+# ten classes, "0" to "9".
 
 # %%
 def digits_as_cifar(root, n_test: int = 300, seed: int = 0) -> Path:
@@ -173,12 +170,11 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## The `show_examples` equivalent
 #
-# `show_examples` takes any data set whose items are `(image, label)`, with the image a PIL
-# image, an `[H, W]` / `[H, W, C]` array or a `[C, H, W]` tensor (a mean-subtracted one too:
-# each image is rescaled for display), picks a few items at random (seeded) and draws them
-# with their class names. `class_counts` counts the labels, and `plot_class_counts` draws
-# them; CIFAR-10 has exactly 5,000 training and 1,000 test images per class. All three work
-# on any such data set, not only on `CIFAR10`
+# `show_examples` takes any data set whose items are `(image, label)`, with the image a PIL image, an
+# `[H, W]` / `[H, W, C]` array or a `[C, H, W]` tensor (a mean-subtracted one too: each image is rescaled
+# for display), picks a few items at random (seeded) and draws them with their class names. `class_counts`
+# counts the labels, and `plot_class_counts` draws them; CIFAR-10 has exactly 5,000 training and 1,000
+# test images per class. All three work on any such data set, not only on `CIFAR10`
 # ([test](../tests/test_training.md#test_show_examples_and_counts_on_any_dataset)).
 
 # %%
@@ -264,11 +260,10 @@ if __name__ == "__main__":
 # class_counts(train_set)     # {0: 5000, 1: 5000, ..., 9: 5000}
 # ```
 #
-# Without the files and without `download=True`, `load_cifar10` stops with a message saying
-# where the files must go and how to get them: it never trains on an empty or half-written
-# folder ([test](../tests/test_training.md#test_missing_cifar_says_where_to_put_it)). The
-# tests also check that torchvision's loader really reads a folder written by
-# `write_cifar_format`
+# Without the files and without `download=True`, `load_cifar10` stops with a message saying where the
+# files must go and how to get them: it never trains on an empty or half-written folder
+# ([test](../tests/test_training.md#test_missing_cifar_says_where_to_put_it)). The tests also check that
+# torchvision's loader really reads a folder written by `write_cifar_format`
 # ([test](../tests/test_training.md#test_torchvision_reads_our_cifar_files)).
 
 # %%
@@ -283,17 +278,16 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## Exercises
 #
-# 1. **A held-out set with the classes' shares (auto-checked).** Picking 5,000 validation
-#    images at random leaves some classes over- and others under-represented. Write
-#    `split(labels, n_val, seed)` that returns `(train_idx, val_idx)`: every index in exactly
-#    one of them, `n_val` held out, chosen at random (seeded) but so that each class's count
-#    in `val_idx` is within 1 of `n_val` times its share of all labels. Check it with
-#    `check_split(split)`.
-# 2. Call `show_examples` on the *test* split with another seed. Which digits does the
-#    bilinear resize make hardest to read? Would a CNN care about the blur?
-# 3. `class_counts` of the digits training file is not perfectly balanced; CIFAR-10's is.
-#    Compute the largest relative difference between two classes here. When would a
-#    45k/5k split that ignores classes leave the validation set unbalanced enough to matter?
+# 1. **A held-out set with the classes' shares (auto-checked).** Picking 5,000 validation images at random
+#    leaves some classes over- and others under-represented. Write `split(labels, n_val, seed)` that
+#    returns `(train_idx, val_idx)`: every index in exactly one of them, `n_val` held out, chosen at
+#    random (seeded) but so that each class's count in `val_idx` is within 1 of `n_val` times its share of
+#    all labels. Check it with `check_split(split)`.
+# 2. Call `show_examples` on the *test* split with another seed. Which digits does the bilinear resize
+#    make hardest to read? Would a CNN care about the blur?
+# 3. `class_counts` of the digits training file is not perfectly balanced; CIFAR-10's is. Compute the
+#    largest relative difference between two classes here. When would a 45k/5k split that ignores classes
+#    leave the validation set unbalanced enough to matter?
 
 # %%
 def check_split(split) -> None:

@@ -1,20 +1,19 @@
 # %% [markdown]
 # # A fast GPU path
 #
-# ResNet-20 is small (0.27 M parameters), so on a GPU each training step is short and the
-# work of a plain `DataLoader` (turn each image into a tensor, crop and flip it, one image at
-# a time in Python) can become what the [training loop](loop.md) waits for. This page keeps
-# the loop and changes where the data work happens:
+# ResNet-20 is small (0.27 M parameters), so on a GPU each training step is short and the work of a plain
+# `DataLoader` (turn each image into a tensor, crop and flip it, one image at a time in Python) can become
+# what the [training loop](loop.md) waits for. This page keeps the loop and changes where the data work
+# happens:
 #
-# 1. the whole training set lives **on the device** as `uint8`
-#    (50,000 × 3 × 32 × 32 bytes ≈ 154 MB);
+# 1. the whole training set lives **on the device** as `uint8` (50,000 × 3 × 32 × 32 bytes ≈ 154 MB);
 # 2. augmentation runs **on whole batches** there: one gather does the random crop and flip;
 # 3. **channels_last** memory layout, which GPU convolution kernels prefer;
 # 4. **bf16 autocast**: matrix multiplies in bfloat16, weights and the optimizer in float32;
 # 5. optionally **`torch.compile`**, which fuses the small element-wise kernels.
 #
-# The same code runs on CPU, which is how this page and its tests run on this site, and how
-# the speed figures below were measured: we have no GPU measurement to show.
+# The same code runs on CPU, which is how this page and its tests run on this site, and how the speed
+# figures below were measured: we have no GPU measurement to show.
 
 # %%
 import time
@@ -39,12 +38,11 @@ from labml_style_src.training.recipe import (
 # %% [markdown]
 # ## Crop and flip a whole batch with one gather
 #
-# Pad the batch by 4 pixels (zeros: after mean subtraction, the mean colour), then pick for
-# image $b$ the rows $d_y[b] + (0, \dots, 31)$ and the columns $d_x[b] + (0, \dots, 31)$, the
-# columns reversed when $b$ is flipped. Advanced indexing with index tensors of shapes
-# `[B, 1, 1]`, `[B, 32, 1]` and `[B, 1, 32]` reads all crops at once. The indexed dimensions
-# come first in the result, `[B, 32, 32, C]`, so the permuted output is already
-# **channels_last** in memory.
+# Pad the batch by 4 pixels (zeros: after mean subtraction, the mean colour), then pick for image $b$ the
+# rows $d_y[b] + (0, \dots, 31)$ and the columns $d_x[b] + (0, \dots, 31)$, the columns reversed when $b$
+# is flipped. Advanced indexing with index tensors of shapes `[B, 1, 1]`, `[B, 32, 1]` and `[B, 1, 32]`
+# reads all crops at once. The indexed dimensions come first in the result, `[B, 32, 32, C]`, so the
+# permuted output is already **channels_last** in memory.
 
 # %%
 def crop_flip(x, dy, dx, flip, pad: int = 4):
@@ -90,10 +88,10 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## The data set on the device
 #
-# `DeviceBatches` has the two methods the loop asks for, `train(epoch)` and `held_out()`, like
-# the `DataLoader` source of the recipe page. It keeps `uint8` images on the device and turns a
-# batch into floats only when it is used. The order of epoch $e$ and its augmentation come
-# from a generator seeded with $(\text{seed}, e)$, so checkpoints and resume work as before.
+# `DeviceBatches` has the two methods the loop asks for, `train(epoch)` and `held_out()`, like the
+# `DataLoader` source of the recipe page. It keeps `uint8` images on the device and turns a batch into
+# floats only when it is used. The order of epoch $e$ and its augmentation come from a generator seeded
+# with $(\text{seed}, e)$, so checkpoints and resume work as before.
 
 # %%
 class DeviceBatches:
@@ -130,15 +128,14 @@ class DeviceBatches:
 # %% [markdown]
 # ## Training with all switches on
 #
-# The loop is the [loop page](loop.md)'s `fit`; `channels_last=True` converts the model and
-# every batch to the NHWC layout, `autocast_dtype=torch.bfloat16` runs forward and loss under
-# autocast. bf16 keeps float32's exponent range, so unlike float16 it needs no loss scaling.
-# `torch.compile(model)` is one more line; checkpoints still hold the plain module's weights.
+# The loop is the [loop page](loop.md)'s `fit`; `channels_last=True` converts the model and every batch to
+# the NHWC layout, `autocast_dtype=torch.bfloat16` runs forward and loss under autocast. bf16 keeps
+# float32's exponent range, so unlike float16 it needs no loss scaling. `torch.compile(model)` is one more
+# line; checkpoints still hold the plain module's weights.
 #
 # !!! note "Where we differ from the paper"
-#     The paper says nothing about numeric precision (GPU training in 2015 was typically
-#     float32). bf16 autocast changes the arithmetic slightly; the recipe (lr, schedule,
-#     augmentation) is unchanged.
+#     The paper says nothing about numeric precision (GPU training in 2015 was typically float32). bf16
+#     autocast changes the arithmetic slightly; the recipe (lr, schedule, augmentation) is unchanged.
 
 # %%
 def fast_options(device=DEVICE) -> dict:
@@ -178,15 +175,14 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## How much faster?
 #
-# The baseline is what a plain loop feeds the model: a `Dataset` that transforms one image at
-# a time (the recipe page's `paper_transform`), batched by a `DataLoader`. `images_per_second`
-# times training steps (forward, backward, SGD) fed by a batch source, after a few untimed
-# steps, synchronising the GPU before reading the clock; with `model=None` it times the data
-# alone. `scripts/bench_training.py` runs both sources on the same random CIFAR-shaped data,
-# in interleaved rounds, and reports medians. `make bench-train` runs it on the CPU. The
-# machine that made the committed figures is a 2-core x86-64 CPU shared with other jobs
-# (load average about 10), so it counts CPU time of one thread (`--clock cpu`: the work done,
-# not the time spent waiting for a core), with no worker processes:
+# The baseline is what a plain loop feeds the model: a `Dataset` that transforms one image at a time (the
+# recipe page's `paper_transform`), batched by a `DataLoader`. `images_per_second` times training steps
+# (forward, backward, SGD) fed by a batch source, after a few untimed steps, synchronising the GPU before
+# reading the clock; with `model=None` it times the data alone. `scripts/bench_training.py` runs both
+# sources on the same random CIFAR-shaped data, in interleaved rounds, and reports medians.
+# `make bench-train` runs it on the CPU. The machine that made the committed figures is a 2-core x86-64
+# CPU shared with other jobs (load average about 10), so it counts CPU time of one thread (`--clock cpu`:
+# the work done, not the time spent waiting for a core), with no worker processes:
 #
 # ```bash
 # python scripts/bench_training.py --device cpu --clock cpu --threads 1 --workers 0 \
@@ -202,11 +198,11 @@ if __name__ == "__main__":
 # | the data alone | 3,718 images/s | 27,306 images/s | 7.30× |
 # | ResNet-20 training steps fed by it | 141 images/s | 206 images/s | 1.40× |
 #
-# The batched data path does 7.3 times less work per image. In a CPU training step it saves
-# 0.23 ms of the 7.1 ms each image costs; the rest of the 1.40× comes from the only other
-# difference between the two loops, the channels_last layout. On a CPU the network's
-# arithmetic dominates; on a GPU the network's part shrinks and the data side's share grows,
-# which is what this page is for. We have no GPU measurement to say by how much.
+# The batched data path does 7.3 times less work per image. In a CPU training step it saves 0.23 ms of the
+# 7.1 ms each image costs; the rest of the 1.40× comes from the only other difference between the two
+# loops, the channels_last layout. On a CPU the network's arithmetic dominates; on a GPU the network's
+# part shrinks and the data side's share grows, which is what this page is for. We have no GPU measurement
+# to say by how much.
 #
 # With a GPU, the same script answers the question this page is about:
 #
@@ -215,8 +211,8 @@ if __name__ == "__main__":
 # python scripts/bench_training.py --device cuda --compile --full-schedule  # 64k iterations
 # ```
 #
-# Below, the same function on this page's tiny data, a handful of steps: it shows the code
-# path; its timings depend on the machine and are noise.
+# Below, the same function on this page's tiny data, a handful of steps: it shows the code path; its
+# timings depend on the machine and are noise.
 
 # %%
 class PerImageDataset(Dataset):
@@ -281,20 +277,19 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Black padding (auto-checked).** Our pipeline subtracts the mean *before* padding, so
-#    padded pixels are the mean colour. Many pipelines pad the raw image with black and then
-#    subtract a per-channel mean (three numbers, as torchvision's `Normalize` does). Write
-#    `crop_black(x, mean, dy, dx, flip)` that takes a batch `x` (`[B, 3, 32, 32]`) from which
-#    the per-channel `mean` (`[3, 1, 1]`) was already subtracted, and returns the crops that
-#    other pipeline gives. `check_black_padding(crop_black)` compares with a per-image
-#    reference.
-# 2. On the CPU: run `python scripts/bench_training.py --device cpu --n-images 2048
-#    --steps 4 --rounds 3 --depth 8` with `--workers 0` and with `--workers 2`, then with
-#    `--depth 56`. How do the two ratios change with the model's size, and why? With a GPU,
-#    compare `--device cuda` with and without `--compile` and `--no-bf16`.
-# 3. With the data set on the GPU the data order is drawn on the CPU and copied. Why not draw
-#    it on the GPU with a CUDA generator? (Hint: what must be identical after a resume, and
-#    on which device?)
+# 1. **Black padding (auto-checked).** Our pipeline subtracts the mean *before* padding, so padded pixels
+#    are the mean colour. Many pipelines pad the raw image with black and then subtract a per-channel mean
+#    (three numbers, as torchvision's `Normalize` does). Write `crop_black(x, mean, dy, dx, flip)` that
+#    takes a batch `x` (`[B, 3, 32, 32]`) from which the per-channel `mean` (`[3, 1, 1]`) was already
+#    subtracted, and returns the crops that other pipeline gives. `check_black_padding(crop_black)`
+#    compares with a per-image reference.
+# 2. On the CPU: run
+#    `python scripts/bench_training.py --device cpu --n-images 2048 --steps 4 --rounds 3 --depth 8` with
+#    `--workers 0` and with `--workers 2`, then with `--depth 56`. How do the two ratios change with the
+#    model's size, and why? With a GPU, compare `--device cuda` with and without `--compile` and
+#    `--no-bf16`.
+# 3. With the data set on the GPU the data order is drawn on the CPU and copied. Why not draw it on the
+#    GPU with a CUDA generator? (Hint: what must be identical after a resume, and on which device?)
 
 # %%
 def check_black_padding(crop_black) -> None:

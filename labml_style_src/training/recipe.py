@@ -92,8 +92,7 @@ def lr_at(iteration: int, recipe: Recipe) -> float:
     return recipe.lr * recipe.gamma ** sum(iteration >= m for m in recipe.milestones)
 
 
-# In PyTorch: SGD, and a `LambdaLR` schedule that scales the lr by `lr_at(iteration) / lr`,
-# stepped once per iteration.
+# In PyTorch: SGD, and a `LambdaLR` that scales the lr by `lr_at(iteration) / lr`, once per iteration.
 def make_optimizer(model: nn.Module, recipe: Recipe):
     optimizer = torch.optim.SGD(model.parameters(), recipe.lr, recipe.momentum,
                                 weight_decay=recipe.weight_decay)
@@ -241,12 +240,13 @@ def cifar_batches(root, recipe: Recipe, *, seed=0, download=False, verify_md5=Tr
 # 1,497 training images and evaluates on the 300 test images.
 if __name__ == "__main__":
     digits_as_cifar("data/digits")
-    batches = cifar_batches("data/digits", replace(PAPER, batch_size=64), verify_md5=False)
+    batches = cifar_batches("data/digits", replace(PAPER, batch_size=64),
+                            verify_md5=False)
     x, y = next(iter(batches.train(0)))
     print("a training batch:", tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)
     sizes = len(batches.train_set), len(batches.held_out_set), len(batches.loader(0))
     print("images: train {}, held out {}; iterations per epoch {}".format(*sizes))
-    assert x.shape == (64, 3, 32, 32) and (x.dtype, y.dtype) == (torch.float32, torch.int64)
+    assert (x.shape, x.dtype, y.dtype) == ((64, 3, 32, 32), torch.float32, torch.int64)
     assert sizes == (1497, 300, math.ceil(1497 / 64))
 
 # %% [markdown]
