@@ -21,7 +21,6 @@ from torchvision.datasets import CIFAR10
 
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import (
-    CIFAR10_CLASSES,
     CIFAR10Files,
     check_split,
     class_counts,
@@ -66,6 +65,7 @@ from solutions.training.loop import accumulated_step
 from solutions.training.recipe import my_lr
 
 ROOT = Path(__file__).resolve().parent.parent
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 ASSETS = ROOT / "docs" / "assets" / "training"
 PAGES = ROOT / "labml_style_src" / "training"
 

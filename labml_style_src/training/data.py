@@ -11,12 +11,11 @@
 #
 # !!! note "What the pictures on this page are: handwritten digits, not CIFAR-10"
 #     The site is built and tested offline, so this page cannot download CIFAR-10 (an archive of
-#     170,498,071 bytes, 163 MiB). Instead it takes a real data set that ships inside scikit-learn, 1,797
-#     scanned handwritten *digits* (8×8 grey images), scales them to 32×32, writes them to disk **in the
-#     CIFAR-10 file format**, and reads them back through torchvision's `CIFAR10` class. Every image and
-#     count you see below is a digit. Every line runs unchanged on the real CIFAR-10: call
-#     `load_cifar10(root, download=True)` once when you are online, and the grid shows airplanes, cats and
-#     trucks (the last section shows the three lines).
+#     170,498,071 bytes, 163 MiB). It takes a real data set that ships inside scikit-learn instead, 1,797
+#     scanned handwritten *digits* (8×8 grey images), scales them to 32×32, writes them **in the CIFAR-10
+#     file format** and reads them back through torchvision's `CIFAR10` class: every image and count below
+#     is a digit. Every line runs unchanged on the real CIFAR-10: call `load_cifar10(root, download=True)`
+#     once when you are online, and the grid shows airplanes, cats and trucks (see the last section).
 
 # %%
 import pickle
@@ -29,10 +28,6 @@ import torch
 from torch.nn import functional as nnf
 from torchvision.datasets import CIFAR10
 
-# %%
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                   "horse", "ship", "truck")
-
 # %% [markdown]
 # ## The CIFAR-10 file format
 #
@@ -40,11 +35,10 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # `data_batch_1` … `data_batch_5` and `test_batch`, plus `batches.meta` with the class names. In each
 # batch, `data` is a `uint8` array `[N, 3072]`: one row per image, the 1,024 red values first, then green,
 # then blue, each a 32×32 image in row-major order; `labels` is a list of `N` integers.
-#
-# Writing that format ourselves has two uses: the tests get a real CIFAR-10 folder for torchvision's
-# loader, and this page gets a real data set to show without a download.
 
 # %%
+# Writing that format ourselves has two uses: the tests get a real CIFAR-10 folder for torchvision's
+# loader, and this page gets a real data set to show without a download.
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 BASE_FOLDER = "cifar-10-batches-py"
 
@@ -79,8 +73,7 @@ def write_cifar_format(root, train_images, train_labels, test_images, test_label
 
 
 def _dump(path: Path, obj) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
+    path.write_bytes(pickle.dumps(obj, protocol=2))
 
 
 # %% [markdown]
@@ -90,13 +83,12 @@ def _dump(path: Path, obj) -> None:
 # (`uint8 [N, 32, 32, 3]`) and `targets`, and takes `classes` from `batches.meta`. Before reading, it
 # checks the **MD5 checksum** of every file against the checksums of the official download, so a folder we
 # wrote ourselves is rejected as "not found or corrupted".
-#
-# torchvision's check is `check_integrity(path, md5)`, and with `md5=None` it only checks that the file
-# exists. So `CIFAR10Files` below is a subclass that changes nothing but its *file table*: same file
-# names, no checksums. All reading code is torchvision's, untouched. Use it for files you made; for the
-# real download keep the checksums (`load_cifar10(..., verify_md5=True)`, the default).
 
 # %%
+# torchvision's check is `check_integrity(path, md5)`, and with `md5=None` it only checks that the file
+# exists. So `CIFAR10Files` is a subclass that changes nothing but its *file table*: same file names, no
+# checksums. All reading code is torchvision's, untouched. Use it for files you made; for the real
+# download keep the checksums (`load_cifar10(..., verify_md5=True)`, the default).
 class CIFAR10Files(CIFAR10):
     # The official file names with `md5 = None`: "the file exists" is the whole check.
     train_list = [[name, None] for name, _ in CIFAR10.train_list]
@@ -104,7 +96,6 @@ class CIFAR10Files(CIFAR10):
     meta = {**CIFAR10.meta, "md5": None}
 
 
-# %%
 def load_cifar10(root, train: bool = True, transform=None, *, download: bool = False,
                  verify_md5: bool = True):
     # `download=True` is opt-in: it fetches the official archive (checksummed).
@@ -133,13 +124,12 @@ def load_cifar10(root, train: bool = True, transform=None, *, download: bool = F
 
 # %% [markdown]
 # ## A real data set without a download: scikit-learn's digits
-#
+
+# %%
 # scikit-learn ships 1,797 grey 8×8 images of handwritten digits (values 0–16, each the count of ink
 # pixels in a 4×4 block of a 32×32 scan). We scale them to 0–255, resize them to 32×32 (bilinear), repeat
 # the grey channel three times, and keep 300 for the test file. That is a CIFAR-10-shaped data set with
 # ten classes, "0" to "9".
-
-# %%
 def digits_as_cifar(root, n_test: int = 300, seed: int = 0) -> Path:
     from sklearn.datasets import load_digits  # ships with scikit-learn: no download
 
@@ -184,10 +174,8 @@ def _as_hwc(image) -> np.ndarray:
         image = image.detach().cpu().float()
         image = image.permute(1, 2, 0) if image.dim() == 3 else image
     a = np.asarray(image, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.shape[2] == 1:
-        a = a.repeat(3, axis=2)
+    a = a[:, :, None] if a.ndim == 2 else a  # [H, W] -> [H, W, 1]
+    a = a.repeat(3, axis=2) if a.shape[2] == 1 else a  # grey -> three equal channels
     # Rescale to [0, 1] per image (handles uint8 and mean-subtracted tensors alike).
     return (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
 
@@ -205,7 +193,7 @@ def show_examples(dataset, class_names=None, rows: int = 3, cols: int = 8,
         ax.set_title(name if name == str(label) else f"{name} ({label})", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title or f"{rows * cols} random images with their labels", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -239,9 +227,9 @@ def plot_class_counts(splits: dict, class_names, title: str = ""):
 # %%
 if __name__ == "__main__":
     show_examples(train_set, rows=3, cols=8,
-                  title="24 random training images of scikit-learn's handwritten "
-                        "digits, read from a CIFAR-10-format folder (not CIFAR-10), "
-                        "with their labels")
+                  title="24 random training images (3 rows of 8) with their labels: "
+                        "scikit-learn's handwritten digits in CIFAR-10 format, not "
+                        "CIFAR-10")
     plt.show()
     counts = class_counts(train_set)
     print("images per class (train):", counts)
@@ -265,15 +253,6 @@ if __name__ == "__main__":
 # ([test](../tests/test_training.md#test_missing_cifar_says_where_to_put_it)). The tests also check that
 # torchvision's loader really reads a folder written by `write_cifar_format`
 # ([test](../tests/test_training.md#test_torchvision_reads_our_cifar_files)).
-
-# %%
-if __name__ == "__main__":
-    try:
-        load_cifar10("data/no-cifar-here")
-    except FileNotFoundError as e:
-        print("FileNotFoundError:", str(e)[:120], "...")
-    else:
-        raise AssertionError("a missing data set must raise")
 
 # %% [markdown]
 # ## Exercises
