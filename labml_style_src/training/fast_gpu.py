@@ -18,6 +18,7 @@
 # %%
 import time
 from dataclasses import replace
+from itertools import chain, count
 
 import torch
 from torch.nn import functional as nnf
@@ -27,7 +28,7 @@ from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNET_TABLE_6
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import n_params
-from labml_style_src.training.loop import fit, to_device, train_step
+from labml_style_src.training.loop import fit, rounded, to_device, train_step
 from labml_style_src.training.recipe import (
     PAPER,
     LoaderBatches,
@@ -67,10 +68,8 @@ def random_crop_flip(x, generator, pad: int = 4):
     return crop_flip(x, dy, dx, flip, pad)
 
 
-# %% [markdown]
-# Checked against the obvious per-image loop (slice the padded image, flip with `torch.flip`):
-
 # %%
+# Checked against the obvious per-image loop (slice the padded image, flip with `torch.flip`).
 if __name__ == "__main__":
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 3, 32, 32, device=DEVICE)
@@ -111,18 +110,14 @@ class DeviceBatches:
     def train(self, epoch: int):
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.x), generator=g).to(self.x.device)
-        for i, start in enumerate(range(0, len(order), self.batch_size)):
-            if self.max_batches is not None and i >= self.max_batches:
-                return
-            idx = order[start:start + self.batch_size]
+        for idx in order.split(self.batch_size)[:self.max_batches]:  # None: all
             x = self.normalize(self.x[idx])
             yield (random_crop_flip(x, g) if self.augment else x), self.y[idx]
 
     def held_out(self):
         step = 2 * self.batch_size
-        for start in range(0, len(self.held_x), step):
-            end = start + step
-            yield self.normalize(self.held_x[start:end]), self.held_y[start:end]
+        for x, y in zip(self.held_x.split(step), self.held_y.split(step)):
+            yield self.normalize(x), y
 
 
 # %% [markdown]
@@ -144,7 +139,6 @@ def fast_options(device=DEVICE) -> dict:
     return dict(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=True)
 
 
-# %%
 if __name__ == "__main__":
     torch.manual_seed(0)
     n, n_held = 512, 128  # random CIFAR-shaped data: the code path, not a result
@@ -163,7 +157,7 @@ if __name__ == "__main__":
     tiny = replace(PAPER, batch_size=64, milestones=(3,), max_iters=4)
     history = fit(torch.compile(model) if compile_model else model, batches, tiny,
                   "runs/fast_tiny", progress=False, **options)
-    print({k: round(v, 3) for k, v in history[-1].items() if k != "seconds"})
+    print(rounded(history[-1]))
     assert len(history) == 2
     assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     # bf16 has float32's range (largest value ~3.4e38); float16 overflows above 65504.
@@ -204,15 +198,9 @@ if __name__ == "__main__":
 # part shrinks and the data side's share grows, which is what this page is for. We have no GPU measurement
 # to say by how much.
 #
-# With a GPU, the same script answers the question this page is about:
-#
-# ```bash
-# python scripts/bench_training.py --device cuda --compile
-# python scripts/bench_training.py --device cuda --compile --full-schedule  # 64k iterations
-# ```
-#
-# Below, the same function on this page's tiny data, a handful of steps: it shows the code path; its
-# timings depend on the machine and are noise.
+# With a GPU, `python scripts/bench_training.py --device cuda --compile` answers the question this page is
+# about (add `--full-schedule` for 64k iterations). Below, the same function runs on this page's tiny data
+# for a handful of steps: it shows the code path, and its timings depend on the machine and its load.
 
 # %%
 class PerImageDataset(Dataset):
@@ -238,13 +226,7 @@ def images_per_second(model, batches, steps: int, *, device=DEVICE, warmup: int 
             model.to(memory_format=torch.channels_last)
         optimizer, _ = make_optimizer(model, PAPER)  # the recipe's SGD
 
-    def stream():  # batches forever, epoch after epoch
-        epoch = 0
-        while True:
-            yield from batches.train(epoch)
-            epoch += 1
-
-    it, seen = stream(), 0
+    it, seen = chain.from_iterable(map(batches.train, count())), 0  # epoch after epoch
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
@@ -271,8 +253,8 @@ if __name__ == "__main__":
     for name, source, opts in (("DataLoader", plain, {}), ("on device", ours, options)):
         data = images_per_second(None, source, 3)
         train = images_per_second(cifar_resnet(8), source, 3, **opts)
-        print(f"{name:10}: data alone {data:8.0f} images/s, training "
-              f"{train:6.0f} images/s (this machine, now)")
+        print(f"{name:10}: data alone {data:8.0f} images/s, training {train:6.0f} "
+              f"images/s (timings depend on the machine and its load)")
 
 # %% [markdown]
 # ## Exercises
@@ -299,15 +281,14 @@ def check_black_padding(crop_black) -> None:
     dy, dx = torch.randint(0, 9, (2, 8), generator=g)
     flip = torch.rand(8, generator=g) < 0.5
     got = crop_black(raw - mean, mean, dy, dx, flip)
+    if tuple(got.shape) != (8, 3, 32, 32):
+        raise AssertionError(f"expected shape (8, 3, 32, 32), got {tuple(got.shape)}")
     padded = nnf.pad(raw, (4, 4, 4, 4))  # a black border around the raw images
     inside = nnf.pad(torch.ones(32, 32, dtype=torch.bool), (4, 4, 4, 4))  # [40, 40]
     for i in range(8):
         crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
         mask = inside[dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
         crop, mask = (crop.flip(2), mask.flip(1)) if flip[i] else (crop, mask)
-        if tuple(got[i].shape) != (3, 32, 32):
-            raise AssertionError(f"image {i}: expected shape (3, 32, 32), got "
-                                 f"{tuple(got[i].shape)}")
         wrong = ~torch.isclose(got[i], crop - mean, atol=1e-6)  # [3, 32, 32]
         if wrong[:, mask].any():
             raise AssertionError(f"image {i}: pixels from inside the image differ. "
