@@ -64,7 +64,7 @@ def to_device(x, device, channels_last):
 
 
 # %% [markdown]
-# ## Checkpoints that cannot hurt good results
+# ## Checkpoints and metrics that cannot hurt good results
 #
 # A checkpoint holds all the next iteration depends on: model, optimizer (momentum buffers), scheduler,
 # iteration, metrics so far and the random number generator states. It is written to a temporary file and
@@ -137,7 +137,7 @@ def write_metrics(run_dir: Path, history: list) -> None:
                  lambda tmp: tmp.write_text(json.dumps(history, indent=1)))
 
 
-def rounded(row: dict) -> dict:  # as printed: 4 digits; seconds depend on the machine
+def rounded(row: dict) -> dict:  # 4 significant digits; no seconds (machine-dependent)
     return {k: float(f"{v:.4g}") if isinstance(v, float) else v
             for k, v in row.items() if k != "seconds"}
 
