@@ -3,6 +3,8 @@
 import csv
 import importlib.util
 import json
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -177,6 +179,22 @@ def test_run_ablation_script_tiny(tmp_path):
     assert summary["complete"] and summary["n_train"] == 32 and len(summary["final"]) == 4
     assert summary["wall_seconds"] > 0 and summary["cpu_seconds"] >= 0
     assert final_table(summary).count("\n") == 3
+
+
+# `--jobs 2` (the committed run's setting: two processes of one thread) writes the same results as one
+# process: each net depends only on its seed. Run as `make ablation` runs it, in a fresh interpreter.
+def test_run_ablation_two_jobs_same_results_as_one(tmp_path):
+    def run(jobs):
+        out = tmp_path / f"jobs{jobs}"
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "run_ablation.py"), "--out", str(out),
+                        "--depths", "8", "--seeds", "0", "1", "--epochs", "1", "--n-train", "32",
+                        "--jobs", str(jobs)], check=True, capture_output=True)
+        summary = json.loads((out / "degradation.json").read_text())
+        return (out / "degradation.csv").read_text(), summary
+
+    (csv_1, one), (csv_2, two) = run(1), run(2)
+    assert csv_1 == csv_2 and one["final"] == two["final"] and two["complete"]
+    assert (one["jobs"], two["jobs"], two["threads"]) == (1, 2, 1) and two["cpu_seconds"] > 0
 
 
 # The exercise's checker accepts a right answer and refuses wrong ones with a hint.
