@@ -84,8 +84,6 @@ DEVICE ?= cpu
 JOBS ?= 2
 ablation: $(READY)  ## re-make the committed ablation results
 	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE) --jobs $(JOBS)
-	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE) --jobs $(JOBS) \
-	  --name degradation_depths --depths 32 44
 	nice -n 5 $(BIN)/python scripts/run_ablation.py --device $(DEVICE) --name degradation_long \
 	  --kinds plain --depths 56 --seeds 0 --epochs 120
 

@@ -2,15 +2,18 @@
 
     make ablation        # the two commands below, niced
 
-    python scripts/run_ablation.py
-    python scripts/run_ablation.py --name degradation_long --kinds plain --depths 56 --seeds 0 --epochs 90
+    python scripts/run_ablation.py --jobs 2
+    python scripts/run_ablation.py --name degradation_long --kinds plain --depths 56 --seeds 0 --epochs 120
 
 The first trains plain and residual CIFAR-style nets of 20 and 56 layers, seeds 0, 1 and 2, with the
-settings of labml_style_src/ablation/degradation.py (`Settings`: 30 epochs, lr 0.1 ÷10 at 1/2 and 3/4)
-and writes docs/assets/ablation/degradation.csv (one row per net, seed and epoch) and degradation.json
-(settings, final numbers per net and seed, wall and CPU seconds, load average). The second is the
-paper's "3× more iterations" check for plain-56. `--depths 20 32 44 56` gives all of Fig. 6's depths;
-`--device cuda` runs on a GPU.
+settings of labml_style_src/ablation/degradation.py (`Settings`: 40 epochs, 3 of them a warm-up at lr 0.01,
+then lr 0.1 ÷10 at 1/2 and 3/4), two nets at a time in two processes of one thread each, and writes
+docs/assets/ablation/degradation.csv (one row per net, seed and epoch) and degradation.json (settings,
+final numbers per net and seed, wall and CPU seconds, load average). The second is the paper's
+"3× more iterations" check for plain-56. `--depths 20 32 44 56` gives all of Fig. 6's depths;
+`--device cuda --jobs 1` runs on a GPU.
+
+CPU_PLACEHOLDER
 """
 
 import argparse
@@ -56,7 +59,9 @@ def run_degradation(out_dir, data, settings, depths, seeds, device="cpu", name="
     if jobs == 1:
         results = (((run, train_timed(*run, **args))) for run in runs)
     else:  # deepest first, so that no process is left alone with a long net at the end
-        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        # Each worker starts its own session: on Linux (autogroup) its own share of a shared CPU.
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=os.setsid)
         futures = {pool.submit(train_timed, *run, **args): run
                    for run in sorted(runs, key=lambda run: -run[1])}
         results = ((futures[f], f.result()) for f in as_completed(futures))

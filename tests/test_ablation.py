@@ -122,15 +122,18 @@ def test_random_shift_moves_each_image_by_at_most_one_pixel():
     assert random_shift(x, torch.Generator(), 0) is x  # shift=0: no augmentation
 
 
-# The paper's schedule on our scale: lr 0.1, ÷10 at 1/2 and 3/4 of training; SGD momentum 0.9, wd 1e-4, batch 128.
+# The paper's schedule on our scale: lr 0.1, ÷10 at 1/2 and 3/4 of training; SGD momentum 0.9, wd 1e-4, batch 128;
+# before it, the same warm-up for every net: 3 epochs at 0.01 (the paper's ResNet-110 remedy, at a fixed length).
 def test_settings_follow_the_paper_schedule():
     s = Settings()
     lrs = [s.lr_at(e) for e in range(s.epochs)]
     half, three_quarters = s.epochs // 2, 3 * s.epochs // 4
-    assert lrs[:half] == [0.1] * half
+    assert (s.epochs, s.warmup_epochs, s.warmup_lr) == (40, 3, 0.01)
+    assert lrs[:3] == [0.01] * 3 and lrs[3:half] == [0.1] * (half - 3)
     assert lrs[half:three_quarters] == pytest.approx([0.01] * (three_quarters - half))
     assert lrs[three_quarters:] == pytest.approx([0.001] * (s.epochs - three_quarters))
     assert (s.momentum, s.weight_decay, s.batch_size) == (0.9, 1e-4, 128)
+    assert Settings(warmup_epochs=0).lr_at(0) == 0.1  # no warm-up: 0.1 from the first step
 
 
 # Precise BN: after it, each BN's statistics are the mean and variance of its input over the data
@@ -154,10 +157,11 @@ def test_precise_bn_measures_the_current_weights():
 def test_train_one_tiny_is_deterministic():
     x_train, y_train, x_test, y_test = digits_8()
     data = (x_train[:64], y_train[:64], x_test[:50], y_test[:50])
-    runs = [train_one("plain", 8, 0, data, Settings(epochs=2, batch_size=32), "cpu") for _ in range(2)]
+    settings = Settings(epochs=3, warmup_epochs=1, batch_size=32)
+    runs = [train_one("plain", 8, 0, data, settings, "cpu") for _ in range(2)]
     rows, final = runs[0]
     assert runs[0] == runs[1]
-    assert [r["epoch"] for r in rows] == [1, 2] and [r["lr"] for r in rows] == [0.1, 0.01]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and [r["lr"] for r in rows] == [0.01, 0.1, 0.001]
     assert set(final) >= {"train_err", "train_err_full", "test_err", "test_err_running", "params"}
     assert all(0 <= final[k] <= 100 for k in ("train_err", "train_err_full", "test_err", "test_err_running"))
 
