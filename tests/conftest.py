@@ -17,6 +17,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+# `make test` runs the suite in two processes (pytest-xdist): each gets one core's worth of threads, and so do the
+# kernels, builds and torchrun jobs it starts.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+# The built sites are session fixtures: every test that uses them is in the xdist group "site", so one process
+# builds them once (`--dist loadgroup`), and the build's page runs fill the cache the download tests read.
+SITE = pytest.mark.xdist_group("site")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -162,4 +170,5 @@ def pytest_sessionfinish(session, exitstatus):
     if TIMINGS:
         ARTIFACTS.mkdir(exist_ok=True)
         lines = [f"{seconds:7.1f}s  {name}" for name, seconds in sorted(TIMINGS.items())]
-        (ARTIFACTS / "page_timings.txt").write_text("\n".join(lines) + "\n")
+        worker = os.environ.get("PYTEST_XDIST_WORKER")  # one file per process under `make test`
+        (ARTIFACTS / f"page_timings{'-' + worker if worker else ''}.txt").write_text("\n".join(lines) + "\n")
