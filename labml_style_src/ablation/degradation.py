@@ -101,8 +101,7 @@ def random_shift(x, generator, pad: int = 1):
 # minibatches of 128, learning rate 0.1 divided by 10 at 1/2 and 3/4 of training (32k and 48k of
 # 64k iterations in the paper). One frozen dataclass holds it all.
 #
-# **Warm-up, for every net.** At 0.1 from the first step our 56-layer ResNets start slowly, the way
-# the paper describes its 110-layer one:
+# **Warm-up, for every net.** The paper found 0.1 too large a start for its 110-layer CIFAR net:
 #
 # > "So we use 0.01 to warm up the training until the training error is below 80% (about 400
 # > iterations), and then go back to 0.1 and continue training." — He et al. 2015, §4.2
