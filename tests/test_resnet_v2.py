@@ -41,12 +41,15 @@ from labml_style_src.resnet_v2.preact_resnet import (
     preact_cifar_resnet,
 )
 from labml_style_src.resnet_v2.propagation import (
-    check_gradient_cancels,
+    check_unrolled,
     forward_all,
     grad_decomposition,
-    gradient_at_each_depth,
     make_stack,
     sample_input,
+)
+from labml_style_src.resnet_v2.scaled_shortcut import (
+    check_gradient_cancels,
+    gradient_at_each_depth,
 )
 from labml_style_src.resnet_v2.shortcut_variants import (
     SHORTCUT_VARIANTS,
@@ -59,7 +62,8 @@ from labml_style_src.resnet_v2.shortcut_variants import (
 from solutions.resnet_v2.activation_variants import never_negative
 from solutions.resnet_v2.keras_resnet50v2 import final_map_size, final_side
 from solutions.resnet_v2.preact_resnet import PreActBasicBlock
-from solutions.resnet_v2.propagation import cancelling_F
+from solutions.resnet_v2.propagation import unrolled_x_L
+from solutions.resnet_v2.scaled_shortcut import cancelling_F
 from solutions.resnet_v2.shortcut_variants import set_identity
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -103,6 +107,18 @@ def test_eq5_gradient_survives_small_weights():
     dE_dxL, dE_dx0, via_F = grad_decomposition(units, sample_input(), 0, readout)
     assert abs(dE_dx0.norm() / dE_dxL.norm() - 1) < 1e-4
     assert via_F.norm() < 1e-4 * dE_dxL.norm()
+
+
+# Exercise: eq. (4) rebuilds x_L from the stored inputs; starting the sum one unit late does not.
+def test_check_unrolled():
+    check_unrolled(unrolled_x_L)
+    with pytest.raises(AssertionError, match="off by") as info:
+        check_unrolled(lambda units, xs, l: xs[l] + sum(units[i].F(xs[i]) for i in range(l + 1, len(units))))
+    assert_hint_keeps_answer(info, "range(l", "xs[l] +")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling the shortcut (page: scaled_shortcut)
 
 
 # Eq. (8): with h(x) = λx the direct term is λ^(L-l) dE/dx_L at every depth l (F switched off), and the full
