@@ -34,7 +34,8 @@ def worker(args):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from labml_style_src.scale.ddp import ARCHS, init_distributed
+    from labml_style_src.scale.ddp import init_distributed
+    from labml_style_src.scale.ddp_train import ARCHS
     from labml_style_src.training.loop import train_step
 
     torch.set_num_threads(args.threads)

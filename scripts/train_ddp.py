@@ -1,5 +1,5 @@
 """Data-parallel training of a ResNet on an ImageNet-format folder: the `train` function of
-labml_style_src/scale/ddp.py behind a command line.
+labml_style_src/scale/ddp_train.py behind a command line.
 
     python scripts/train_ddp.py --write-demo-data data/patterns-imagenet      # generated JPEGs
     python scripts/train_ddp.py --data data/patterns-imagenet                  # one process
@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labml_style_src.scale.ddp import ARCHS, BN_MODES, RunConfig, Schedule, train  # noqa: E402
+from labml_style_src.scale.ddp import BN_MODES, Schedule  # noqa: E402
+from labml_style_src.scale.ddp_train import ARCHS, RunConfig, train  # noqa: E402
 from labml_style_src.scale.imagenet import write_imagenet_folder  # noqa: E402
 
 

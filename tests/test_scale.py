@@ -25,11 +25,13 @@ from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2 as T
 
 from labml_style_src.resnet_v1.resnet import resnet
-from labml_style_src.scale import batchnorm, ddp, imagenet
+from labml_style_src.scale import batchnorm, ddp, ddp_train, imagenet, imagenet2
 from labml_style_src.training.loop import CheckpointError
 from solutions.scale import batchnorm as batchnorm_solutions
 from solutions.scale import ddp as ddp_solutions
+from solutions.scale import ddp_train as ddp_train_solutions
 from solutions.scale import imagenet as imagenet_solutions
+from solutions.scale import imagenet2 as imagenet2_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "train_ddp.py"
@@ -75,7 +77,7 @@ def test_generated_folder_is_real_jpegs_in_imagenet_layout(patterns_root):
     mean = imagenet.mean_image(train, 56)
     assert mean.shape == (3, 56, 56) and 0 < mean.min() and mean.max() < 1
     for recipe in (imagenet.PAPER_IMAGENET, imagenet.TINY_IMAGENET):
-        x = imagenet.train_transform(recipe, torch.zeros(3, recipe.crop, recipe.crop))(train[0][0])
+        x = imagenet2.train_transform(recipe, torch.zeros(3, recipe.crop, recipe.crop))(train[0][0])
         assert x.shape == (3, recipe.crop, recipe.crop) and x.dtype == torch.float32
 
 
@@ -110,7 +112,7 @@ def test_ten_crops_are_corners_centre_and_their_mirrors():
     recipe = imagenet.PAPER_IMAGENET
     image = Image.fromarray(torch.randint(0, 256, (300, 400, 3), dtype=torch.uint8).numpy())
     zero = torch.zeros(3, 224, 224)
-    crops = imagenet.ten_crops(image, recipe, zero)
+    crops = imagenet2.ten_crops(image, recipe, zero)
     assert crops.shape == (10, 3, 224, 224)
     square = T.Compose([imagenet.resized(256), T.CenterCrop(256)])(image)
     first, last, middle = slice(0, 224), slice(32, 256), slice(16, 240)  # CenterCrop: offset 16
@@ -119,7 +121,7 @@ def test_ten_crops_are_corners_centre_and_their_mirrors():
         assert torch.equal(crops[i], square[:, rows, cols])
         assert torch.equal(crops[5 + i], square.flip(-1)[:, rows, cols])
     mean = torch.rand(3, 224, 224)
-    assert torch.allclose(imagenet.ten_crops(image, recipe, mean), crops - mean)
+    assert torch.allclose(imagenet2.ten_crops(image, recipe, mean), crops - mean)
 
 
 # Fully-convolutional testing: the fc layer as a 1×1 convolution gives a score map whose average over positions is
@@ -128,19 +130,19 @@ def test_score_map_average_is_the_network_output():
     torch.manual_seed(0)
     model = imagenet.small_resnet(5).eval()
     x = torch.randn(2, 3, 96, 130)
-    smap = imagenet.score_map(model, x)
+    smap = imagenet2.score_map(model, x)
     assert smap.shape == (2, 5, 3, 5)
     with torch.no_grad():
         assert torch.allclose(smap.mean((2, 3)), model(x), atol=1e-5)
     image = Image.fromarray(torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8).numpy())
     recipe, mean = imagenet.TINY_IMAGENET, torch.rand(3, 56, 56)
-    scores = imagenet.multi_scale_scores(model, image, recipe, mean)
+    scores = imagenet2.multi_scale_scores(model, image, recipe, mean)
     with torch.no_grad():
         per_scale = [model(imagenet.resized(s)(image)[None] - mean.mean((1, 2), keepdim=True)).softmax(1)[0]
                      for s in recipe.test_scales]
     assert torch.allclose(scores, torch.stack(per_scale).mean(0), atol=1e-6)
     assert math.isclose(scores.sum().item(), 1, abs_tol=1e-5)
-    ten = imagenet.ten_crop_scores(model, image, recipe, mean)
+    ten = imagenet2.ten_crop_scores(model, image, recipe, mean)
     assert ten.shape == (5,) and math.isclose(ten.sum().item(), 1, abs_tol=1e-5)
 
 
@@ -148,20 +150,20 @@ def test_score_map_average_is_the_network_output():
 # `rgb_pca` recovers the eigenvalues and eigenvectors of a known covariance from pixels drawn with it.
 def test_pca_lighting():
     torch.manual_seed(0)
-    lighting = imagenet.Lighting()
+    lighting = imagenet2.Lighting()
     alpha = torch.tensor([0.1, -0.2, 0.05])
-    by_loop = sum(alpha[i] * imagenet.IMAGENET_EIGVAL[i] * imagenet.IMAGENET_EIGVEC[:, i] for i in range(3))
+    by_loop = sum(alpha[i] * imagenet2.IMAGENET_EIGVAL[i] * imagenet2.IMAGENET_EIGVEC[:, i] for i in range(3))
     assert torch.allclose(lighting.offset(alpha), by_loop)
     x = torch.rand(3, 4, 5)
     y = lighting(x)
     shift = (y - x).reshape(3, -1)
     assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-6)  # one RGB offset for every pixel
-    assert torch.allclose(imagenet.IMAGENET_EIGVEC.T @ imagenet.IMAGENET_EIGVEC, torch.eye(3), atol=1e-3)
-    eigvec = torch.linalg.qr(imagenet.IMAGENET_EIGVEC)[0]
-    cov = eigvec @ torch.diag(imagenet.IMAGENET_EIGVAL) @ eigvec.T
+    assert torch.allclose(imagenet2.IMAGENET_EIGVEC.T @ imagenet2.IMAGENET_EIGVEC, torch.eye(3), atol=1e-3)
+    eigvec = torch.linalg.qr(imagenet2.IMAGENET_EIGVEC)[0]
+    cov = eigvec @ torch.diag(imagenet2.IMAGENET_EIGVAL) @ eigvec.T
     pixels = torch.distributions.MultivariateNormal(torch.zeros(3), cov).sample((200_000,))
-    eigval, found = imagenet.rgb_pca(pixels.T.reshape(1, 3, 400, 500))
-    assert torch.allclose(eigval, imagenet.IMAGENET_EIGVAL, rtol=0.05)
+    eigval, found = imagenet2.rgb_pca(pixels.T.reshape(1, 3, 400, 500))
+    assert torch.allclose(eigval, imagenet2.IMAGENET_EIGVAL, rtol=0.05)
     assert torch.allclose((found * eigvec).sum(0).abs(), torch.ones(3), atol=0.01)  # same directions, up to sign
 
 
@@ -362,7 +364,7 @@ def torchrun(*args, nproc: int = 2, expect_success: bool = True):
     return result
 
 
-def run_args(cfg: ddp.RunConfig) -> list:
+def run_args(cfg: ddp_train.RunConfig) -> list:
     return ["--data", cfg.data, "--run-dir", cfg.run_dir, "--epochs", cfg.epochs, "--batch-size", cfg.batch_size,
             "--bn", cfg.bn, "--device", cfg.device, "--die-at-step", cfg.die_at_step, "--no-progress"]
 
@@ -379,12 +381,12 @@ def runs(patterns_root, tmp_path_factory):
     def get(name):
         if name not in done:
             settings, nproc = plans[name]
-            cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(base / name), batch_size=BATCH, progress=False,
-                                **settings)
+            cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(base / name), batch_size=BATCH,
+                                      progress=False, **settings)
             if nproc:
                 torchrun(*run_args(cfg), nproc=nproc)
             else:
-                ddp.train(replace(cfg, batch_size=2 * BATCH))
+                ddp_train.train(replace(cfg, batch_size=2 * BATCH))
             done[name] = Path(cfg.run_dir)
         return done[name]
     return get
@@ -408,12 +410,12 @@ def test_single_process_when_not_launched_by_torchrun(monkeypatch):
 # the same images at every step.
 @pytest.mark.slow
 def test_ddp_matches_one_process_with_twice_the_batch(runs):
-    two, one = ddp.final_weights(runs("frozen-2")), ddp.final_weights(runs("frozen-1"))
-    assert ddp.max_difference(one, two) < 1e-5
-    torch.manual_seed(ddp.RunConfig().seed)  # the initial weights, made as the script makes them
-    start = ddp.ARCHS["small"](len(PATTERNS))
+    two, one = ddp_train.final_weights(runs("frozen-2")), ddp_train.final_weights(runs("frozen-1"))
+    assert ddp_train.max_difference(one, two) < 1e-5
+    torch.manual_seed(ddp_train.RunConfig().seed)  # the initial weights, made as the script makes them
+    start = ddp_train.ARCHS["small"](len(PATTERNS))
     ddp.zero_init_last_bn_(start)
-    assert ddp.max_difference(start.state_dict(), two) > 1e-2
+    assert ddp_train.max_difference(start.state_dict(), two) > 1e-2
     assert [r["step"] for r in metrics(runs("frozen-2"))] == [6, 12]
 
 
@@ -421,7 +423,7 @@ def test_ddp_matches_one_process_with_twice_the_batch(runs):
 # differ by far more than rounding.
 @pytest.mark.slow
 def test_ddp_with_batchnorm_in_train_mode_differs(runs):
-    gap = ddp.max_difference(ddp.final_weights(runs("train-1")), ddp.final_weights(runs("train-2")))
+    gap = ddp_train.max_difference(ddp_train.final_weights(runs("train-1")), ddp_train.final_weights(runs("train-2")))
     assert gap > 1e-3
 
 
@@ -441,29 +443,29 @@ def test_distributed_evaluation_counts_every_image_once(runs):
 # that was never interrupted.
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_weights(runs, patterns_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "killed"), batch_size=BATCH, epochs=3,
-                        bn="train", progress=False)
+    cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "killed"), batch_size=BATCH,
+                              epochs=3, bn="train", progress=False)
     torchrun(*run_args(replace(cfg, die_at_step=9)), expect_success=False)
     state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and len(state["history"]) == 1
     assert not list((tmp_path / "killed").glob("*.tmp"))
     torchrun(*run_args(cfg))
-    resumed, uninterrupted = ddp.final_weights(cfg.run_dir), ddp.final_weights(runs("train-2"))
+    resumed, uninterrupted = ddp_train.final_weights(cfg.run_dir), ddp_train.final_weights(runs("train-2"))
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     assert metrics(cfg.run_dir) == metrics(runs("train-2"))
 
 
 # A checkpoint made with other settings is refused, with the setting named, instead of being silently mixed in.
 def test_checkpoint_of_a_different_run_is_refused(patterns_root, tmp_path):
-    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "run"), batch_size=16, epochs=1,
-                        progress=False)
-    ddp.train(cfg)
-    assert ddp.train(replace(cfg, epochs=1)) == metrics(cfg.run_dir)  # finished: nothing to do
+    cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "run"), batch_size=16, epochs=1,
+                              progress=False)
+    ddp_train.train(cfg)
+    assert ddp_train.train(replace(cfg, epochs=1)) == metrics(cfg.run_dir)  # finished: nothing to do
     with pytest.raises(CheckpointError, match="batch_size"):
-        ddp.train(replace(cfg, batch_size=8, epochs=2))
+        ddp_train.train(replace(cfg, batch_size=8, epochs=2))
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
-        ddp.train(replace(cfg, epochs=2))
+        ddp_train.train(replace(cfg, epochs=2))
 
 
 def _ddp_facts(out):
@@ -510,17 +512,18 @@ def test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
 def test_syncbn_matches_one_process_on_cuda(patterns_root, tmp_path, monkeypatch):
-    cfg = ddp.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH, epochs=2,
-                        bn="sync", device="cuda", progress=False)
+    cfg = ddp_train.RunConfig(data=str(patterns_root), run_dir=str(tmp_path / "sync-2"), batch_size=BATCH,
+                              epochs=2, bn="sync", device="cuda", progress=False)
     torchrun(*run_args(cfg))
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # full float32, as in the children
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     single = replace(cfg, run_dir=str(tmp_path / "one"), bn="train", batch_size=2 * BATCH)
-    ddp.train(single)
+    ddp_train.train(single)
     plain = replace(cfg, run_dir=str(tmp_path / "plain-2"), bn="train")
     torchrun(*run_args(plain))
-    gap_sync = ddp.max_difference(ddp.final_weights(cfg.run_dir), ddp.final_weights(single.run_dir))
-    gap_plain = ddp.max_difference(ddp.final_weights(plain.run_dir), ddp.final_weights(single.run_dir))
+    alone = ddp_train.final_weights(single.run_dir)
+    gap_sync = ddp_train.max_difference(ddp_train.final_weights(cfg.run_dir), alone)
+    gap_plain = ddp_train.max_difference(ddp_train.final_weights(plain.run_dir), alone)
     assert gap_sync < 1e-3 and gap_plain > 10 * gap_sync
 
 
@@ -533,7 +536,7 @@ def test_train_ddp_command_line():
                                    "--base-batch", "256", "--milestones", "30", "60", "80", "--bf16"])
     assert (cfg.data, cfg.bn, cfg.zero_gamma, cfg.batch_size, cfg.bf16) == ("d", "frozen", False, 7, True)
     assert cfg.schedule == ddp.Schedule(0.1, 256, 1, (30, 60, 80))
-    assert train_ddp.parse_args([])[1] == ddp.RunConfig()
+    assert train_ddp.parse_args([])[1] == ddp_train.RunConfig()
     with pytest.raises(SystemExit):
         train_ddp.parse_args(["--bn", "group"])
 
@@ -551,11 +554,18 @@ def test_imagenet_checkers(capsys):
     with pytest.raises(AssertionError, match="divide by the number of training images") as e:
         imagenet.check_epochs(90)
     assert hint_hides(e, ["119", "120"])
-    imagenet.check_lighting(imagenet_solutions.my_offset)
+    assert capsys.readouterr().out.count("correct") == 1
+
+
+def test_imagenet2_checkers(capsys):
+    imagenet2.check_lighting(imagenet2_solutions.my_offset)
     with pytest.raises(AssertionError, match="each eigenvector is a column") as e:
-        imagenet.check_lighting(lambda a, lam, p: sum(a[i] * lam[i] * p[i] for i in range(3)))  # rows
+        imagenet2.check_lighting(lambda a, lam, p: sum(a[i] * lam[i] * p[i] for i in range(3)))  # rows
     alpha = torch.randn(3, generator=torch.Generator().manual_seed(0)) * 0.1
-    assert hint_hides(e, [f"{v:.4f}" for v in imagenet.Lighting().offset(alpha).tolist()])
+    assert hint_hides(e, [f"{v:.4f}" for v in imagenet2.Lighting().offset(alpha).tolist()])
+    imagenet2.check_map_side(imagenet2_solutions.my_map_side)
+    with pytest.raises(AssertionError, match="for side 33 your score map is 1 wide"):  # rounds down
+        imagenet2.check_map_side(lambda side: side // 32)
     assert capsys.readouterr().out.count("correct") == 2
 
 
@@ -585,3 +595,12 @@ def test_ddp_checkers(capsys):
         ddp.check_shard(lambda n, k, r: list(range(r, n, k)))
     assert hint_hides(e, ["[2, 6, 0]"])
     assert capsys.readouterr().out.count("correct") == 2
+
+
+def test_ddp_train_checkers(capsys):
+    ddp_train.check_steps_per_epoch(ddp_train_solutions.my_steps)
+    with pytest.raises(AssertionError, match="10 images, 4 processes of 3"):  # forgets the padding
+        ddp_train.check_steps_per_epoch(lambda n_images, k, n: n_images // (k * n))
+    with pytest.raises(AssertionError, match="9 images, 2 processes of 2"):  # keeps the last batch
+        ddp_train.check_steps_per_epoch(lambda n_images, k, n: -(-n_images // (k * n)))
+    assert capsys.readouterr().out.count("correct") == 1

@@ -1,3 +1,3 @@
 """Training at scale"""
 
-PAGES = ["imagenet", "batchnorm", "ddp"]
+PAGES = ["imagenet", "imagenet2", "batchnorm", "ddp", "ddp_train"]

@@ -3,50 +3,24 @@
 #
 # One process per device, each with a full copy of the model and its own share of every
 # batch; after each backward pass the processes average their gradients, so every copy takes
-# the same step. This page builds that training loop on PyTorch's own engine
-# (`torch.distributed`, `DistributedDataParallel`, `DistributedSampler`, launched by
-# `torchrun`), with the rules of Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training
-# ImageNet in 1 Hour" (arXiv:1706.02677), and checks each piece on real processes: on a CPU
-# with the gloo backend, on GPUs with NCCL. The same script runs as a single process when it is
-# not started by `torchrun`.
+# the same step. This page takes PyTorch's pieces for it one at a time (`torch.distributed`,
+# `DistributedDataParallel`, `DistributedSampler`, `torchrun`), with the rules of Goyal et
+# al. 2017, "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour" (arXiv:1706.02677);
+# the [next page](ddp_train.md) puts them into one training script run on real processes.
 
 # %%
-import json
 import os
-import shutil
-import signal
 import socket
-from dataclasses import asdict, dataclass, field, replace
-from functools import partial
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
-from torchvision.transforms import v2 as T
-from tqdm.auto import tqdm
 
 from labml_style_src.resnet_v1.resnet import resnet
 from labml_style_src.scale.batchnorm import BN_TYPES
-from labml_style_src.scale.imagenet import (
-    PAPER_IMAGENET,
-    imagenet_splits,
-    mean_image,
-    resized,
-    small_resnet,
-    train_transform,
-    write_imagenet_folder,
-)
-from labml_style_src.training.loop import (
-    CheckpointError,
-    atomic_write,
-    evaluate,
-    to_device,
-    train_step,
-)
-from labml_style_src.training.recipe import SubtractMean
+from labml_style_src.training.loop import evaluate
 
 # %% [markdown]
 # ## One process per device: what `torchrun` provides
@@ -88,6 +62,27 @@ def init_distributed(device: str = "cpu") -> Dist:
 def barrier(d: Dist) -> None:
     if d.world_size > 1:
         dist.barrier()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_rank(rank: int, world_size: int, port: int, fn, args) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)  # the processes share the CPU cores
+    fn(*args)
+
+
+def launch_local(fn, nprocs: int, *args) -> None:
+    # For notebooks and tests, which `torchrun` cannot start: `fn(*args)` in `nprocs`
+    # forked processes, each with the variables `torchrun` would give it.
+    torch.multiprocessing.start_processes(_as_rank, (nprocs, free_port(), fn, args),
+                                          nprocs=nprocs, start_method="fork")
 
 
 # %% [markdown]
@@ -163,15 +158,13 @@ if __name__ == "__main__":
 # ## Every process its own share: `DistributedSampler` and `set_epoch`
 #
 # `DistributedSampler` shuffles the indices of the whole data set with a generator seeded by
-# `seed + epoch`, then gives rank $r$ the positions $r, r + k, r + 2k, …$; if the count does
-# not divide, it repeats the first indices to pad. All ranks compute the same permutation, so
-# one epoch covers every sample once, which is the single shuffle per epoch that Goyal et al.
-# ask for (Remark 4). **Call `sampler.set_epoch(epoch)`** at the start of every epoch:
-# without it, every epoch has the same order
-# ([test](../tests/test_scale.md#test_sampler_without_set_epoch_repeats_the_order)).
-#
-# Random augmentation is drawn per image from a generator seeded by (seed, epoch, index), so an
-# image gets the same crop whichever process loads it, and a resumed run redraws the same ones.
+# `seed + epoch`, then gives rank $r$ the positions $r, r + k, r + 2k, …$, padding with the
+# first indices when the count does not divide. All ranks compute the same permutation, so
+# one epoch covers every sample once: the single shuffle per epoch of Goyal et al.'s Remark 4.
+# **Call `sampler.set_epoch(epoch)`** at the start of every epoch, or every epoch has the
+# same order ([test](../tests/test_scale.md#test_sampler_without_set_epoch_repeats_the_order)).
+# Augmentation is drawn per image from a generator seeded by (seed, epoch, index): an image
+# gets the same crop whichever process loads it, and a resumed run redraws the same ones.
 
 # %%
 class SeededSamples(Dataset):
@@ -204,10 +197,9 @@ if __name__ == "__main__":
 # built. In backward it sums each gradient over the ranks (in buckets, while the rest of the
 # backward pass runs) and divides by the world size
 # ([test](../tests/test_scale.md#test_ddp_copies_rank_0_averages_gradients_and_syncs_buffers)).
-# With equal per-rank batches, that is the
-# gradient of the mean loss over all $kn$ images (Goyal et al.'s Remark 3), so two processes
-# with batch $b$ take exactly the steps of one process with batch $2b$, up to rounding, *if
-# no layer looks at other images of the batch*
+# With equal per-rank batches, that is the gradient of the mean loss over all $kn$ images
+# (Goyal et al.'s Remark 3), so two processes with batch $b$ take exactly the steps of one
+# process with batch $2b$, up to rounding, *if no layer looks at other images of the batch*
 # ([test](../tests/test_scale.md#test_ddp_matches_one_process_with_twice_the_batch)).
 # BatchNorm in training mode does: each rank normalises with statistics of its own $b$
 # images, not of $2b$, so the two runs differ
@@ -239,8 +231,6 @@ BN_MODES = {  # name -> (how to convert the model, how to put it in training mod
     "frozen": (lambda m: m, train_with_frozen_bn),
     "sync": (nn.SyncBatchNorm.convert_sync_batchnorm, train_all),
 }
-ARCHS = {"small": small_resnet,  # name -> function of the number of classes
-         **{str(depth): lambda k, depth=depth: resnet(depth, k) for depth in (18, 50)}}
 
 
 def sync_buffers(model: nn.Module, d: Dist) -> None:
@@ -275,258 +265,6 @@ def evaluate_on_all_ranks(model, val_set, batch_size: int, d: Dist, autocast_dty
 
 
 # %% [markdown]
-# ## Checkpoints: rank 0 writes, every rank resumes
-#
-# Only rank 0 writes (all ranks hold the same weights), to a temporary file renamed into place,
-# so a crash never leaves half a checkpoint; a barrier keeps the others from running ahead. A
-# restarted run is started the same way, and *every* rank loads the checkpoint. Since the data
-# order and the augmentation are functions of the epoch, a run killed in the middle of an epoch
-# and restarted ends with the same weights as one that was never interrupted
-# ([test](../tests/test_scale.md#test_killed_and_resumed_run_ends_with_the_same_weights)).
-
-# %%
-@dataclass(frozen=True)
-class RunConfig:
-    data: str = "data/patterns-imagenet"
-    run_dir: str = "runs/ddp"
-    epochs: int = 3
-    batch_size: int = 32  # per process: Goyal et al.'s n
-    image_scale: float = 0.25  # times the paper's image sizes
-    arch: str = "small"  # a key of ARCHS
-    schedule: Schedule = field(default_factory=lambda: TINY_SCHEDULE)
-    bn: str = "train"  # a key of BN_MODES
-    zero_gamma: bool = True
-    seed: int = 0
-    device: str = "cpu"
-    bf16: bool = False
-    channels_last: bool = False
-    workers: int = 0
-    mean_images: int = 10_000
-    progress: bool = True
-    die_at_step: int = 0  # > 0: every rank kills itself after this step (a crash)
-
-
-FREE_TO_CHANGE = {"data", "run_dir", "epochs", "workers", "mean_images", "progress",
-                  "die_at_step"}
-CHECKPOINT = "labml_style_src.scale.ddp/checkpoint-v1"
-
-
-def resume(path: Path, cfg: RunConfig, d: Dist, model, optimizer) -> tuple:
-    if not path.exists():
-        return [], 0
-    try:
-        state = torch.load(path, map_location=d.device, weights_only=True)
-    except Exception as e:  # never a silent fresh start over a run's checkpoint
-        raise CheckpointError(f"cannot read {path} ({type(e).__name__}); move it "
-                              "away to start afresh") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT:
-        raise CheckpointError(f"{path} is not a checkpoint of this script")
-    ours = {k: v for k, v in asdict(cfg).items() if k not in FREE_TO_CHANGE}
-    theirs = {k: v for k, v in state["config"].items() if k not in FREE_TO_CHANGE}
-    if ours != theirs or state["world_size"] != d.world_size:
-        changed = sorted(k for k in ours if ours[k] != theirs.get(k))
-        raise CheckpointError(f"{path} was made by a different run (changed: "
-                              f"{changed}, world size {state['world_size']} -> "
-                              f"{d.world_size})")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    return state["history"], state["epoch"]
-
-
-# %% [markdown]
-# ## The training script
-#
-# One function for one process or many. `train` is what `scripts/train_ddp.py` calls; under
-# `torchrun` every process runs it. The progress bar belongs to rank 0 only.
-
-# %%
-def train(cfg: RunConfig) -> list:
-    d = init_distributed(cfg.device)
-    try:
-        return fit_distributed(cfg, d)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def fit_distributed(cfg: RunConfig, d: Dist) -> list:
-    recipe, run_dir = PAPER_IMAGENET.scaled(cfg.image_scale), Path(cfg.run_dir)
-    train_set, val_set = imagenet_splits(cfg.data)
-    if d.is_main and not (run_dir / "mean.pt").exists():  # once-only work, by rank 0
-        run_dir.mkdir(parents=True, exist_ok=True)
-        mean = mean_image(train_set, recipe.crop, cfg.mean_images)
-        atomic_write(run_dir / "mean.pt", partial(torch.save, mean))
-    barrier(d)
-    mean = torch.load(run_dir / "mean.pt", weights_only=True)
-    samples = SeededSamples(train_set, train_transform(recipe, mean), cfg.seed)
-    centre = T.Compose([resized(recipe.test_resize), T.CenterCrop(recipe.crop)])
-    val_set.transform = T.Compose([centre, SubtractMean(mean)])  # one central crop
-    torch.manual_seed(cfg.seed)
-    convert, set_train_mode = BN_MODES[cfg.bn]
-    model = ARCHS[cfg.arch](len(train_set.classes))
-    if cfg.zero_gamma:
-        zero_init_last_bn_(model)
-    model = convert(model).to(d.device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    gpu = [d.local_rank] if d.device.type == "cuda" else None
-    net = DistributedDataParallel(model, gpu) if d.world_size > 1 else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)  # lr set at each step
-    sampler = DistributedSampler(samples, d.world_size, d.rank, seed=cfg.seed)
-    loader = DataLoader(samples, cfg.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.workers, pin_memory=d.device.type == "cuda")
-    history, first_epoch = resume(run_dir / "checkpoint.pt", cfg, d, model, optimizer)
-    step, total_batch = first_epoch * len(loader), cfg.batch_size * d.world_size
-    autocast = torch.bfloat16 if cfg.bf16 else None
-    for epoch in range(first_epoch, cfg.epochs):
-        sampler.set_epoch(epoch)  # a new order every epoch
-        samples.epoch = epoch
-        set_train_mode(net)
-        sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss, wrong, n
-        show = cfg.progress and d.is_main  # one progress bar: rank 0's
-        for x, y in tqdm(loader, f"epoch {epoch + 1}/{cfg.epochs}", disable=not show):
-            lr = goyal_lr(step, len(loader), total_batch, cfg.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = to_device(x, d.device, cfg.channels_last), y.to(d.device)
-            loss, wrong = train_step(net, optimizer, x, y, autocast)
-            n = torch.tensor(len(y), device=d.device)
-            sums += torch.stack([loss * n, wrong, n]).double()
-            step += 1
-            if step == cfg.die_at_step:
-                os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the resume test
-        if d.world_size > 1:
-            dist.all_reduce(sums)  # the epoch's training loss over all ranks
-        sync_buffers(model, d)
-        loss, wrong, n = sums.tolist()
-        row = dict(epoch=epoch + 1, step=step, lr=lr, train_loss=loss / n,
-                   train_err=100 * wrong / n)
-        val = evaluate_on_all_ranks(model, val_set, 2 * cfg.batch_size, d, autocast,
-                                    cfg.channels_last)
-        row.update(val)
-        history.append(row)
-        if show:
-            print({k: round(v, 4) for k, v in row.items()})
-        if d.is_main:
-            state = dict(format=CHECKPOINT, config=asdict(cfg), world_size=d.world_size,
-                         epoch=epoch + 1, history=history, model=model.state_dict(),
-                         optimizer=optimizer.state_dict())
-            atomic_write(run_dir / "checkpoint.pt", partial(torch.save, state))
-            metrics = partial(Path.write_text, data=json.dumps(history, indent=1))
-            atomic_write(run_dir / "metrics.json", metrics)
-        barrier(d)
-    return history
-
-
-# %% [markdown]
-# ## Launching it
-#
-# One machine, two processes on the CPU with gloo (this is `make ddp-demo`, after it has
-# written the generated data):
-#
-# ```bash
-# torchrun --standalone --nproc_per_node 2 scripts/train_ddp.py --data data/patterns-imagenet
-# ```
-#
-# One machine with 8 GPUs (NCCL), ResNet-50 at the paper's image sizes, 32 images per GPU:
-#
-# ```bash
-# torchrun --standalone --nproc_per_node 8 scripts/train_ddp.py --data /data/imagenet \\
-#     --device cuda --arch 50 --image-scale 1 --batch-size 32 --epochs 90 \\
-#     --warmup-epochs 5 --milestones 30 60 80 --workers 8 --bf16 --channels-last
-# ```
-#
-# Several machines: the same command on every machine, with `--nnodes` and a rendezvous
-# endpoint that all of them reach (a host and a free port of one of them) and a run id:
-#
-# ```bash
-# torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d \\
-#     --rdzv-endpoint node0.example.org:29500 --rdzv-id resnet50-run1 \\
-#     scripts/train_ddp.py --data /data/imagenet --device cuda --arch 50 --image-scale 1
-# ```
-#
-# With SLURM, `srun` starts one `torchrun` per node, and `torchrun` starts the 8 processes.
-# A batch script for `sbatch job.sh` (its first line is `#!/bin/bash`):
-#
-# ```bash
-# #SBATCH --job-name=resnet50
-# #SBATCH --nodes=4
-# #SBATCH --ntasks-per-node=1
-# #SBATCH --gpus-per-node=8
-# #SBATCH --cpus-per-task=64
-# head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-# srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node 8 \\
-#     --rdzv-backend c10d --rdzv-endpoint "$head:29500" --rdzv-id "$SLURM_JOB_ID" \\
-#     scripts/train_ddp.py --data /data/imagenet --device cuda --arch 50 --image-scale 1
-# ```
-#
-# A restarted job resumes from `runs/.../checkpoint.pt`. These command lines are not run here:
-# this page's tests run the one-machine CPU form through the real `torchrun`.
-#
-# How fast is it? `make bench-ddp` measures training images per second with 1 and with 2
-# processes on the CPU; `python scripts/bench_ddp.py --device cuda --nprocs 1 --arch 50
-# --image-size 224 --bf16 --channels-last` measures ResNet-50 on one GPU. On a CPU, two
-# processes share the same cores as one process with two threads, so expect little: what
-# data parallelism buys is more devices, not more of one device.
-
-# %% [markdown]
-# ## Running it here: one process, then two
-#
-# A notebook cannot be started by `torchrun`, so `launch_local` forks the processes with
-# `torch.multiprocessing` and gives each one the environment variables `torchrun` would; the
-# training code is the same. First 2 processes with 8 images each against 1 process with 16,
-# with BN frozen (its running averages, no batch statistics): the weights agree to rounding.
-# Then the same with BN in training mode: they do not, for the reason above.
-
-# %%
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_rank(rank: int, world_size: int, port: int, fn, args) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)  # the processes share the CPU cores
-    fn(*args)
-
-
-def launch_local(fn, nprocs: int, *args) -> None:
-    # For notebooks and tests: `fn(*args)` in `nprocs` processes, as under torchrun.
-    torch.multiprocessing.start_processes(_as_rank, (nprocs, free_port(), fn, args),
-                                          nprocs=nprocs, start_method="fork")
-
-
-def final_weights(run_dir) -> dict:
-    return torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)["model"]
-
-
-def max_difference(a: dict, b: dict) -> float:
-    return max((a[k] - b[k]).abs().max().item() for k in a if a[k].is_floating_point())
-
-
-# %%
-if __name__ == "__main__":
-    data = write_imagenet_folder("data/patterns-imagenet-16", n_train=16, n_val=4)
-    demo = RunConfig(data=str(data), epochs=2, batch_size=8, progress=False)
-    for bn in ("frozen", "train"):
-        one, two = (replace(demo, bn=bn, run_dir=f"runs/ddp-{bn}-{k}")
-                    for k in ("one", "two"))
-        for cfg in (one, two):
-            shutil.rmtree(cfg.run_dir, ignore_errors=True)
-        train(replace(one, batch_size=2 * demo.batch_size))  # this process, batch 2b
-        launch_local(train, 2, two)  # 2 processes, batch b each
-        gap = max_difference(final_weights(one.run_dir), final_weights(two.run_dir))
-        print(f"BN {bn}: 1 process × 16 images vs 2 processes × 8: largest difference "
-              f"in the final model state {gap:.2e}")
-        for row in json.loads(Path(two.run_dir, "metrics.json").read_text()):
-            print("   ", {k: round(v, 4) for k, v in row.items()})
-        assert gap < 1e-5 if bn == "frozen" else gap > 1e-3
-
-# %% [markdown]
 # ## Exercises
 #
 # 1. **Warm-up (auto-checked).** Write `my_lr(step)` for 256 workers of 32 images on ImageNet
@@ -537,8 +275,6 @@ if __name__ == "__main__":
 #    `check_shard(my_shard)`.
 # 3. Goyal et al. apply no weight decay to BN's $\gamma$ and $\beta$ (§5.1). Give the optimizer
 #    two parameter groups to do the same, and check the number of parameters in each.
-# 4. Delete `sampler.set_epoch(epoch)` and run the 2-process demo for 3 epochs. Which test of
-#    this chapter fails, and what would a real ImageNet run lose?
 
 # %%
 def check_goyal_lr(my_lr) -> None:
