@@ -23,7 +23,8 @@ import torchvision
 from torch.nn import functional as nnf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from labml_style_src.resnet_v1.resnet import from_torchvision, resnet  # noqa: E402
+from labml_style_src.resnet_v1.against_torchvision import from_torchvision  # noqa: E402
+from labml_style_src.resnet_v1.resnet import resnet  # noqa: E402
 
 
 def parse_args(argv=None):

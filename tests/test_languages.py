@@ -70,6 +70,10 @@ def test_quality_rules_catch_bad_translations():
         assert any(rule in p for p in languages.block_problems(english, text, "ja", glossary)), rule
     # the check looks at the words, not at code or link targets: `residual_add` asks for no 残差
     assert languages.block_problems("Call `residual_add`.", "`residual_add` を呼ぶ。", "ja", glossary) == []
+    # a span wrapped over one line break (Markdown allows it) is the same span on one line; a blank line ends it
+    wrapped = "In `conv2_x …\nconv5_x` the sum is $1 +\n2$."
+    assert languages.block_problems(wrapped, "`conv2_x … conv5_x` では和は $1 + 2$ です。", "ja", glossary) == []
+    assert languages.invariants("`a\n\nb` c")["code"] == set()
 
 
 def test_glossary_has_the_required_terms():

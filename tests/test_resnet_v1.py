@@ -24,6 +24,10 @@ from labml_style_src.paper_tables import (
     RESNET_TABLE_3,
     RESNET_TABLE_6,
 )
+from labml_style_src.resnet_v1.against_torchvision import (
+    check_resnet50_C_minus_B,
+    from_torchvision,
+)
 from labml_style_src.resnet_v1.bottleneck import (
     Bottleneck,
     check_bottleneck_macs,
@@ -39,8 +43,7 @@ from labml_style_src.resnet_v1.resnet import (
     TABLE_1,
     Arch,
     ResNet,
-    check_resnet50_C_minus_B,
-    from_torchvision,
+    check_sides_320,
     resnet,
     stage_shapes,
 )
@@ -50,10 +53,11 @@ from labml_style_src.resnet_v1.shortcuts import (
     check_extra_params_C,
     shortcut_A,
 )
+from solutions.resnet_v1.against_torchvision import resnet50_C_minus_B
 from solutions.resnet_v1.bottleneck import bottleneck_macs
 from solutions.resnet_v1.cifar import cifar_params
 from solutions.resnet_v1.residual_block import basic_block_params
-from solutions.resnet_v1.resnet import resnet50_C_minus_B
+from solutions.resnet_v1.resnet import sides_320
 from solutions.resnet_v1.shortcuts import extra_params_C
 
 DEPTHS = (18, 34, 50, 101, 152)
@@ -450,6 +454,14 @@ def test_check_resnet50_C_minus_B():
         with pytest.raises(AssertionError, match="too (many|few)") as info:
             check_resnet50_C_minus_B(wrong)
         assert_hint_keeps_answer(info, str(right), f"{right:,d}")
+
+
+def test_check_sides_320():
+    check_sides_320(sides_320)
+    for wrong in ({**sides_320, "stem": 160}, {**sides_320, "conv5_x": 5}, {"stem": 80}):
+        with pytest.raises(AssertionError, match=r"not .*divides the side by 4") as info:
+            check_sides_320(wrong)
+        assert_hint_keeps_answer(info, "10²", "40")
 
 
 def test_check_cifar_params():

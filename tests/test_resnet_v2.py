@@ -21,7 +21,7 @@ from labml_style_src.paper_tables import (
     RESNET_TABLE_6,
 )
 from labml_style_src.resnet_v1.residual_block import n_params
-from labml_style_src.resnet_v1.resnet import TABLE_1, stage_shapes
+from labml_style_src.resnet_v1.resnet import TABLE_1, resnet, stage_shapes
 from labml_style_src.resnet_v2.activation_variants import (
     ACTIVATION_VARIANTS,
     ActivationVariantUnit,
@@ -187,8 +187,8 @@ def test_identity_is_in_the_solution_space():
     x = torch.randn(4, 8, 6, 6, dtype=torch.float64)
     original, gated = same_F_units("shortcut_only_gating")
     with torch.no_grad():
-        nn.init.zeros_(gated.merge.g.W_g.weight)
-        nn.init.constant_(gated.merge.g.W_g.bias, -40.0)
+        nn.init.zeros_(gated.merge.W_g.weight)
+        nn.init.constant_(gated.merge.W_g.bias, -40.0)
         assert torch.equal(gated(x), original(x))
     original, conv = same_F_units("conv1x1")
     original.eval(), conv.eval()
@@ -198,7 +198,7 @@ def test_identity_is_in_the_solution_space():
         assert torch.allclose(conv(x), original(x), rtol=0, atol=1e-12)
         for b_g in (-40.0, -6.0, 0.0, 6.0, 40.0):
             original, exclusive = same_F_units("exclusive_gating", b_g=b_g)
-            nn.init.zeros_(exclusive.merge.g.W_g.weight)
+            nn.init.zeros_(exclusive.merge.W_g.weight)
             assert (exclusive(x) - original(x)).abs().max() > 0.1
         # With F ≡ 0 an original unit passes a non-negative x unchanged; 0.5-scaling halves it and dropout
         # (training mode) zeroes about half of it.
@@ -499,6 +499,38 @@ def test_keras_block_details():
         a = project.preact(x)
         assert torch.allclose(project(x), project.F(a) + project.shortcut(a))
         assert torch.allclose(down(z), down.F(down.preact(z)) + z[..., ::2, ::2])
+
+
+# The stem has no ReLU, so its pooled map has negative values: Keras' explicit zero padding before the
+# max-pool differs from `nn.MaxPool2d(3, 2, padding=1)` (which pads with -inf), and only on the border.
+def test_keras_stem_pads_with_zeros():
+    torch.manual_seed(0)
+    stem = resnet_v2_keras(50).stem.eval()
+    with torch.no_grad():
+        conv1 = stem.conv1_conv(stem.conv1_pad(torch.randn(1, 3, 224, 224)))
+        keras_pool = stem.pool1_pool(stem.pool1_pad(conv1))
+        torch_pool = nn.MaxPool2d(3, 2, padding=1)(conv1)
+    assert (conv1 < 0).any() and keras_pool.shape == torch_pool.shape == (1, 64, 56, 56)
+    differ = keras_pool != torch_pool
+    assert differ.any() and not differ[..., 1:-1, 1:-1].any()
+
+
+def conv_shapes(module: nn.Module) -> list:
+    # The kernel shapes [C_out, C_in, k, k] of a module's convolutions, sorted.
+    return sorted(tuple(m.weight.shape) for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+# The Keras port and the v1 ResNet-50 have convolution weights of the same shapes, stem and block by
+# block, so their parameter counts differ by conv biases and BN only.
+def test_keras_conv_weights_have_resnet50_shapes():
+    with torch.device("meta"):
+        v1, v2 = resnet(50), resnet_v2_keras(50)
+    parts_v1 = [v1.stem] + [block for stage in v1.stages for block in stage]
+    parts_v2 = [v2.stem] + [block for stage in v2.stages for block in stage]
+    assert [conv_shapes(p) for p in parts_v1] == [conv_shapes(p) for p in parts_v2]
+    biases = sum(m.bias.numel() for m in v2.modules() if isinstance(m, nn.Conv2d) and m.bias is not None)
+    b1, b2 = param_breakdown(v1), param_breakdown(v2)
+    assert b2["conv"] - b1["conv"] == biases and b1["fc"] == b2["fc"]
 
 
 def test_bad_keras_depth():

@@ -18,9 +18,10 @@ from labml_style_src.paper_tables import (
     RESNEXT_TABLE3_TOP1,
     RESNEXT_TABLE7_CIFAR,
 )
+from labml_style_src.resnet_v1.against_torchvision import from_torchvision
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
-from labml_style_src.resnet_v1.resnet import TABLE_1, from_torchvision, resnet
+from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
 from labml_style_src.resnext.add_pitfall import (
     PAIRS,
     TORCH_MESSAGE,
@@ -392,13 +393,17 @@ def test_pitfall_facts():
 
 
 # The Keras tutorial's stack: after the first (projecting) block every block's input already has
-# 2*filters channels, so every add sees equal shapes; the stack builds blocks + 1 blocks.
+# 2*filters channels, so every add sees equal shapes; the stack builds blocks + 1 blocks. A block
+# whose identity shortcut does get another width fails with torch.add and with residual_add.
 def test_tutorial_stack_never_mismatches():
     stack = tutorial_stack(64, filters=128, blocks=2, stride=2, add=torch.add).eval()
     shapes = trace_adds(stack, torch.randn(1, 64, 8, 8))
     assert len(shapes) == 3 and all(f == s == (1, 256, 4, 4) for f, s in shapes)
     wrong = TutorialBlock(128, filters=32, groups=8, conv_shortcut=False, add=torch.add)
     with pytest.raises(RuntimeError, match=r"tensor a \(64\) must match the size of tensor b \(128\)"):
+        wrong(torch.randn(2, 128, 4, 4))
+    wrong.add = residual_add  # ours names both shapes
+    with pytest.raises(ValueError, match=r"F\(x\) \(2, 64, 4, 4\) and shortcut \(2, 128, 4, 4\)"):
         wrong(torch.randn(2, 128, 4, 4))
 
 

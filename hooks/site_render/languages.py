@@ -433,8 +433,9 @@ def html_escape(text: str) -> str:
 # Quality checks of a translated block (scripts/translations.py check, tests/test_languages.py)
 # --------------------------------------------------------------------------------------------------------------
 
-_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
-_CODE = re.compile(r"`[^`\n]+`")
+# A span may run over one line break (Markdown's rule: not over a blank line); compared with its spaces collapsed.
+_MATH = re.compile(r"\$\$.+?\$\$|\$(?:[^$\n]|\n(?![ \t]*\n))+?\$", re.S)
+_CODE = re.compile(r"`(?:[^`\n]|\n(?![ \t]*\n))+`")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -442,9 +443,12 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 def invariants(text: str) -> dict[str, set[str]]:
     """What a translation must keep exactly: math spans, `code` spans, link targets, and the numbers of the prose
     (outside math, code and link targets). Compared as sets: order and repetition may change with the language."""
-    math = set(_MATH.findall(text))
+    def spans(found: list[str]) -> set[str]:
+        return {" ".join(span.split()) for span in found}
+
+    math = spans(_MATH.findall(text))
     rest = _MATH.sub(" ", text)
-    code = set(_CODE.findall(rest))
+    code = spans(_CODE.findall(rest))
     rest = _CODE.sub(" ", rest)
     links = set(_LINK.findall(rest))
     rest = _LINK.sub("] ", rest)

@@ -1,3 +1,3 @@
 """ResNet v1"""
 
-PAGES = ["residual_block", "bottleneck", "shortcuts", "resnet", "cifar"]
+PAGES = ["residual_block", "bottleneck", "shortcuts", "resnet", "against_torchvision", "cifar"]

@@ -48,8 +48,8 @@ from labml_style_src.resnet_v1.residual_block import (
 #
 # `stride_on` says which convolution halves the map in the first block of a stage. The paper's
 # original code put the stride on the first 1×1 ("V1"); torchvision and most later code put it on
-# the 3×3 ("V1.5"). Both are built here from one flag; the [constructor page](resnet.md) counts what
-# the difference costs.
+# the 3×3 ("V1.5"). Both are built here from one flag; the
+# [comparison with torchvision](against_torchvision.md) counts what the difference costs.
 
 # %%
 STRIDE_ON = ("1x1", "3x3")
@@ -195,8 +195,8 @@ if __name__ == "__main__":
 #
 # !!! note "Where we differ from the paper"
 #     Our default is `stride_on="3x3"`, as in torchvision, so that torchvision's weights load into our
-#     networks ([resnet page](resnet.md)). `stride_on="1x1"` builds the paper's layout; the MAC counts
-#     of the paper's Table 1 are for that layout.
+#     networks ([comparison with torchvision](against_torchvision.md)). `stride_on="1x1"` builds the
+#     paper's layout; the MAC counts of the paper's Table 1 are for that layout.
 
 # %%
 if __name__ == "__main__":

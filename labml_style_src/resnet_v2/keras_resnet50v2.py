@@ -1,12 +1,11 @@
 # %% [markdown]
 # # ResNet50V2: the Keras layout in PyTorch
 #
-# `keras.applications.ResNet50V2` is the pre-activation ResNet most people meet first. It is not
-# quite the network of the paper's appendix: the stride sits in the *last* block of a stage, a
-# downsampling identity shortcut is a 1×1 max-pool, and a few convolutions carry biases. This page
-# writes the Keras layout in PyTorch, one Keras layer per module with Keras' names, and checks the
-# port layer by layer: every layer's output shape and parameter count against the Keras layout,
-# and the totals Keras reports for ResNet50V2, ResNet101V2 and ResNet152V2.
+# `keras.applications.ResNet50V2` is the pre-activation ResNet most people meet first, and not quite
+# the network of the paper's appendix: the stride sits in the *last* block of a stage, a downsampling
+# identity shortcut is a 1×1 max-pool, and a few convolutions carry biases. This page writes it in
+# PyTorch, one Keras layer per module with Keras' name, and checks every layer's output shape and
+# parameter count, and the totals Keras reports for ResNet50V2, ResNet101V2 and ResNet152V2.
 #
 # > "This motivates us to propose a new residual unit, which makes training easier and improves
 # > generalization." — He et al. 2016, Abstract
@@ -25,22 +24,20 @@ from labml_style_src.paper_tables import (
 )
 from labml_style_src.resnet_v1.residual_block import n_params, residual_add
 from labml_style_src.resnet_v1.resnet import TABLE_1, resnet
+from labml_style_src.resnet_v2.preact_resnet import param_breakdown
 
 # %% [markdown]
 # ## `block2`: one pre-activation bottleneck
 #
-# The block is the full pre-activation bottleneck of the [previous page](preact_resnet.md), with
-# Keras' choices:
+# The full pre-activation bottleneck of the [previous page](preact_resnet.md), with Keras' choices:
 #
 # - `preact`: BN → ReLU of the input, shared by $F$ and a projecting shortcut;
-# - the shortcut is either `_0_conv` (a 1×1 conv *with bias* on the pre-activated input), or the raw
-#   input itself, subsampled by `MaxPool2d(1, stride)` when the block has a stride: a 1×1 max-pool
-#   with stride 2 just keeps every second pixel;
+# - the shortcut: `_0_conv` (a 1×1 conv *with bias* on the pre-activated input), or the raw input,
+#   subsampled by `MaxPool2d(1, stride)` (it keeps every second pixel) when the block has a stride;
 # - $F$: `_1_conv` 1×1 (no bias) → BN → ReLU → zero-pad 1 → `_2_conv` 3×3 with the stride (no
 #   bias) → BN → ReLU → `_3_conv` 1×1 *with bias*. There is no BN after `_3_conv`.
 #
-# Modules carry the Keras layer names, so `conv3.block1.F.1_conv.weight` is Keras'
-# `conv3_block1_1_conv/kernel`.
+# Modules carry Keras' layer names: `conv3.block1.F.1_conv.weight` is `conv3_block1_1_conv/kernel`.
 
 # %%
 def keras_bn(c: int) -> nn.BatchNorm2d:
@@ -85,9 +82,9 @@ class Block2(nn.Module):
 # %% [markdown]
 # ## `stack2`: where the stride goes
 #
-# Keras' stage: the first block projects (at stride 1), the middle blocks are identities, and the
-# **last** block carries the stride. So the map of `conv2` is halved at the end of `conv2`, not at the
-# start of `conv3` as in ResNet v1. `conv5` is built with `stride1=1` and never halves.
+# Keras' stage: the first block projects (at stride 1), the middle ones are identities, the **last**
+# carries the stride. So `conv2` halves its map at its end, not at the start of `conv3` as in ResNet
+# v1; `conv5`, built with `stride1=1`, never halves.
 
 # %%
 def stack2(c_in: int, width: int, blocks: int, stride1: int = 2) -> nn.Sequential:
@@ -103,10 +100,12 @@ def stack2(c_in: int, width: int, blocks: int, stride1: int = 2) -> nn.Sequentia
 # ## The network
 #
 # The stem is a 7×7/2 convolution with bias and *no* BN or ReLU (each block pre-activates its own
-# input), zero padding done explicitly as in Keras, then a 3×3/2 max-pool over a zero-padded map.
-# After the last stage: `post_bn` → `post_relu`, global average pooling and the classifier
-# (`predictions`, a `Dense` layer; we return logits, Keras applies the softmax inside).
-# The block counts are the bottleneck columns of Table 1 of ResNet v1, which we import.
+# input), then a 3×3/2 max-pool, each after explicit zero padding as in Keras. The pool's padding
+# must be explicit: its input has negative values, and `nn.MaxPool2d(3, 2, padding=1)` pads with
+# $-\infty$, which differs on the border wherever a window's real values are all negative
+# ([test](../tests/test_resnet_v2.md#test_keras_stem_pads_with_zeros)). After the last stage:
+# `post_bn` → `post_relu`, global average pooling and the classifier (`predictions`; we return
+# logits, Keras applies the softmax inside). The block counts are ResNet v1's Table 1.
 
 # %%
 class ResNetV2(nn.Module):
@@ -154,20 +153,16 @@ def resnet_v2_keras(depth: int = 50, num_classes: int = 1000) -> ResNetV2:
 # %% [markdown]
 # ## Counting like Keras, layer by layer
 #
-# `model.summary()` in Keras lists every layer by name with its output shape and parameter count,
-# then the totals: *trainable* parameters and *non-trainable* ones, BN's moving mean and variance.
-# In PyTorch those two are buffers (`running_mean`, `running_var`; `num_batches_tracked` has no Keras
-# counterpart). `keras_layers` lists our port the same way: Keras' layer names, output shapes with
-# channels last, parameters with BN's moving statistics. The stride-2 identity shortcut is a 1×1
-# max-pool that Keras leaves unnamed, so it gets Keras' automatic names. Matching totals could hide
-# two errors that cancel, so a
-# [test](../tests/test_resnet_v2.md#test_keras_layers_match_the_keras_layout) compares every row
-# with the layout derived from the Keras source. ResNet101V2 and ResNet152V2 (44,675,560 and
-# 60,380,648 in total) are counted in
-# [another](../tests/test_resnet_v2.md#test_keras_resnet_v2_counts), to keep this page fast.
+# Keras' `model.summary()` lists every layer with its output shape and parameter count, then the
+# totals, *trainable* and *non-trainable* (BN's moving mean and variance: PyTorch's running buffers).
+# `keras_layers` lists our port the same way: Keras' names (automatic ones for the unnamed stride-2
+# max-pool), shapes with channels last, BN's moving statistics counted. As matching totals could hide
+# two errors that cancel, a [test](../tests/test_resnet_v2.md#test_keras_layers_match_the_keras_layout)
+# compares every row with the layout derived from the Keras source; ResNet101V2 and ResNet152V2
+# (44,675,560 and 60,380,648) are counted in [another](../tests/test_resnet_v2.md#test_keras_resnet_v2_counts).
 #
-# The cell prints the stem and the output of every block of `conv2` and `conv3`: the first block of
-# `conv3` still works on 28×28, because `conv2` already halved the map in its last block.
+# The cell prints the stem and the block outputs of `conv2` and `conv3`: the first block of `conv3`
+# still works on 28×28, because `conv2` already halved the map in its last block.
 
 # %%
 def keras_name(path: str) -> str:
@@ -223,8 +218,7 @@ if __name__ == "__main__":
     total, trainable = sum(p for _, p in layers.values()), n_params(model)
     print(f"ResNet50V2: {len(layers)} layers, {total:,d} parameters, "
           f"{trainable:,d} trainable")
-    assert total == KERAS_RESNET_V2_TOTAL[50]
-    assert trainable == KERAS_RESNET50V2_TRAINABLE
+    assert (total, trainable) == (KERAS_RESNET_V2_TOTAL[50], KERAS_RESNET50V2_TRAINABLE)
     # Where the map halves: the stem, then each block's output in `conv2` and `conv3`.
     out = {name[:-4]: row[0] for name, row in layers.items() if name.endswith("_out")}
     shown = [name for name in layers if name.startswith(("conv1", "pool1"))]
@@ -237,31 +231,10 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__":
-    # `conv3` of the model above, drawn from the module (its two middle blocks are
-    # equal: drawn once, ×2). The projection reads the pre-activated input; the last
-    # block halves the map with its 3×3 convolution and a 1×1 max-pool on the shortcut.
+    # `conv3` of the model above (the two equal middle blocks drawn once, ×2). The
+    # projection reads the pre-activated input; the last block halves the map.
     draw(model.stages.conv3, torch.zeros(1, 256, 28, 28, device=DEVICE), fold=True,
          title="conv3 of ResNet50V2")
-
-# %% [markdown]
-# ## Why the padding is explicit
-#
-# The stem has no ReLU before its max-pool, so the map being pooled has negative values. Keras pads
-# it with zeros and then pools; `nn.MaxPool2d(3, 2, padding=1)` pads with $-\infty$. On the border the
-# two differ wherever all real values in a window are negative.
-
-# %%
-if __name__ == "__main__":
-    with torch.no_grad():
-        image = torch.randn(1, 3, 224, 224, device=DEVICE)
-        conv1 = model.stem.conv1_conv(model.stem.conv1_pad(image))
-        keras_pool = model.stem.pool1_pool(model.stem.pool1_pad(conv1))
-        torch_pool = nn.MaxPool2d(3, 2, padding=1)(conv1)
-    differ = (keras_pool != torch_pool)
-    inside = differ[..., 1:-1, 1:-1].any().item()
-    print("pooled map", tuple(keras_pool.shape), "| positions that differ:",
-          differ.sum().item(), "| all on the border:", not inside)
-    assert keras_pool.shape == torch_pool.shape and differ.any() and not inside
 
 # %% [markdown]
 # ## Side by side with the ResNet v1 constructor
@@ -277,60 +250,34 @@ if __name__ == "__main__":
 # | BN | eps 1e-5 | eps 1.001e-5 |
 # | head | GAP → fc | `post_bn` → ReLU → GAP → fc |
 #
-# The convolution weights have the same shapes in both, block by block: the cell below compares each
-# block's kernel shapes, and the stem's. The parameter difference is biases and BN, which it breaks
-# down.
+# The convolution weights have the same shapes in both, block by block and in the stem
+# ([test](../tests/test_resnet_v2.md#test_keras_conv_weights_have_resnet50_shapes)), so the
+# parameter difference is conv biases and BN, which the cell breaks down.
 
 # %%
-def breakdown(model: nn.Module) -> dict:
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    return {
-        "conv weights": sum(m.weight.numel() for m in convs),
-        "conv biases": sum(m.bias.numel() for m in convs if m.bias is not None),
-        "BN γ, β": n_params(model, nn.BatchNorm2d),
-        "fc": n_params(model.fc),
-    }
-
-
-def conv_shapes(block: nn.Module) -> list:
-    # The kernel shapes `[C_out, C_in, k, k]` of a block's convolutions, sorted.
-    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
-    return sorted(tuple(conv.weight.shape) for conv in convs)
-
-
 if __name__ == "__main__":
     resnet50 = resnet(50)
-    blocks_v1 = [block for stage in resnet50.stages for block in stage]
-    blocks_v2 = [block for stage in model.stages for block in stage]
-    assert [conv_shapes(b) for b in blocks_v1] == [conv_shapes(b) for b in blocks_v2]
-    assert conv_shapes(resnet50.stem) == conv_shapes(model.stem)
-    v1, v2 = breakdown(resnet50), breakdown(model)
-    print(f"{'':<14}{'v1 ResNet-50':>14}{'ResNet50V2':>14}{'difference':>12}")
-    for key in v1:
-        print(f"{key:<14}{v1[key]:>14,}{v2[key]:>14,}{v2[key] - v1[key]:>+12,}")
-    total_1, total_2 = sum(v1.values()), sum(v2.values())
-    print(f"{'total':<14}{total_1:>14,}{total_2:>14,}{total_2 - total_1:>+12,}")
-    assert v1["conv weights"] == v2["conv weights"] and v1["fc"] == v2["fc"]
-    assert sum(v1.values()) == 25_557_032  # torchvision's resnet50
+    v1, v2 = param_breakdown(resnet50), param_breakdown(model)
+    print(f"{'':<6}{'v1 ResNet-50':>14}{'ResNet50V2':>14}{'difference':>12}")
+    for key in v1:  # conv: weights and biases; BN: γ and β
+        print(f"{key:<6}{v1[key]:>14,}{v2[key]:>14,}{v2[key] - v1[key]:>+12,}")
+    assert v1["fc"] == v2["fc"] and v1["total"] == 25_557_032  # torchvision's resnet50
 
 # %% [markdown]
 # !!! note "Where Keras differs from the paper"
-#     The paper's appendix pre-activates after conv$_1$ through the first unit and adds one BN–ReLU
-#     after the last addition; Keras does both the same way. The stride in the *last* block of a
-#     stage, the `MaxPool2d(1, 2)` identity and the conv biases are Keras' choices,
-#     not the paper's; the [previous page](preact_resnet.md) follows the authors' code instead.
-#     Bad depths raise a `ValueError` naming 50, 101 and 152
-#     ([test](../tests/test_resnet_v2.md#test_bad_keras_depth)).
+#     Like the paper's appendix, Keras pre-activates after conv$_1$ through the first unit and adds
+#     one BN–ReLU after the last addition; its other departures above are its own choices, and the
+#     [previous page](preact_resnet.md) follows the authors' code. Bad depths raise a `ValueError`
+#     naming 50, 101 and 152 ([test](../tests/test_resnet_v2.md#test_bad_keras_depth)).
 #
 # ## Exercises
 #
 # 1. **Other input sizes (auto-checked).** Keras' ResNet50V2 takes any input of at least 32×32.
 #    Without running the network, work out the side of the map that `post_bn` sees for a 299×299
-#    and for a 225×225 input (for 224×224 it is printed above). Write them as
-#    `final_map_size = {299: ..., 225: ...}` and check them with
-#    `check_final_map_size(final_map_size)`.
+#    and a 225×225 input (for 224×224 it is printed above). Write them as
+#    `final_map_size = {299: ..., 225: ...}` and run `check_final_map_size(final_map_size)`.
 # 2. Count by hand the conv biases of ResNet50V2 (stem, `_0_conv`, `_3_conv`) and check your sum
-#    against the `conv biases` row above.
+#    against the difference in the `conv` row above.
 # 3. Move the stride to the first block of each stage (v1 style) in `stack2`. Does the parameter count
 #    change? Which blocks would then need a projection or a max-pool shortcut?
 # 4. Keras' `_3_conv` has a bias, but the next thing its output meets (after the addition) is the
@@ -338,11 +285,9 @@ if __name__ == "__main__":
 
 # %%
 def check_final_map_size(answer: dict) -> None:
-    # Runs ResNet50V2 on each input size and measures the map that `post_bn` sees. Only
-    # shapes matter, so it runs on the "meta" device: shapes, and no data.
+    # Measures the map that `post_bn` sees for each size, on the "meta" device (shapes only).
     if not {299, 225} <= set(answer):
-        raise AssertionError("give the side for both sizes the exercise asks about: "
-                             "299 and 225")
+        raise AssertionError("give the side for both sizes: 299 and 225")
     with torch.device("meta"):
         model = resnet_v2_keras(50)
         for size, side in answer.items():

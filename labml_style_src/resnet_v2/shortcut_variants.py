@@ -1,14 +1,13 @@
 # %% [markdown]
 # # Shortcut variants: scaling, gating, 1×1 convolution, dropout
 #
-# Fig. 2 of the paper puts something on the shortcut of every residual unit of ResNet-110: a constant
-# scale, a sigmoid gate, a 1×1 convolution or dropout. Every one of them trains worse than the
-# identity (Table 1). For two of them, shortcut-only gating and the 1×1 convolution, that cannot be
-# blamed on what the network can represent: their shortcut can be set to the identity, so the
-# original network is one of their solutions. The other three cannot become the identity at all.
-# This page builds each variant as a small module with one interface, checks which of them can be
-# the identity, and measures at initialisation how much gradient the shortcut path still carries
-# through 54 units: the product of eq. (8) from the [propagation page](propagation.md).
+# Fig. 2 of the paper puts a constant scale, a sigmoid gate, a 1×1 convolution or dropout on the
+# shortcut of every unit of ResNet-110, and every one trains worse than the identity (Table 1). For
+# shortcut-only gating and the 1×1 convolution that is not a matter of what the network can
+# represent: their shortcut can be the identity; the other three can never be. This page builds each
+# variant as a small module with one interface, checks which can be the identity, and measures the
+# gradient the shortcut path carries through 54 units at initialisation: the product in eq. (8) of
+# the [scaled-shortcut page](scaled_shortcut.md).
 #
 # > "Multiplicative manipulations (scaling, gating, 1×1 convolutions, and dropout) on the shortcuts
 # > can hamper information propagation and lead to optimization problems." — He et al. 2016, §3.2
@@ -19,7 +18,7 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.diagrams import draw
-from labml_style_src.paper_tables import PREACT_FAIL_ABOVE, PREACT_TABLE_1
+from labml_style_src.paper_tables import PREACT_TABLE_1
 from labml_style_src.resnet_v1.residual_block import (
     conv1x1,
     conv3x3,
@@ -30,10 +29,9 @@ from labml_style_src.resnet_v1.residual_block import (
 # %% [markdown]
 # ## One interface: `merge(x, fx)`
 #
-# In these experiments the unit is the original one, $\mathbf{x}_{l+1} = \mathrm{ReLU}(\mathbf{y}_l)$
-# with $F$ = conv → BN → ReLU → conv → BN. What changes is how $\mathbf{x}$ and $F(\mathbf{x})$ are
-# combined into $\mathbf{y}$. Gating scales $F$ too, so a variant is a module that receives both and
-# returns $\mathbf{y}$. Each `forward` is one line, the equation of its row in Table 1.
+# The unit is the original one, $\mathbf{x}_{l+1} = \mathrm{ReLU}(\mathbf{y}_l)$ with $F$ = conv → BN
+# → ReLU → conv → BN; what changes is how $\mathbf{x}$ and $F(\mathbf{x})$ combine into $\mathbf{y}$.
+# Gating scales $F$ too, so a variant receives both and returns $\mathbf{y}$, in a one-line `forward`.
 
 # %%
 class IdentityShortcut(nn.Module):
@@ -52,21 +50,15 @@ class ConstantScaling(nn.Module):
         return residual_add(self.on_F * fx, self.lam * x)
 
 
-class Gate(nn.Module):
-    # $g(x) = \sigma(W_g x + b_g)$: a 1×1 conv with bias, one gate per channel and pixel.
-    def __init__(self, c: int, b_g: float):
-        super().__init__()
-        self.W_g = nn.Conv2d(c, c, kernel_size=1, bias=True)
-        nn.init.constant_(self.W_g.bias, b_g)
-
-    def forward(self, x):
-        return torch.sigmoid(self.W_g(x))
-
-
 class ExclusiveGating(nn.Module):
     def __init__(self, c: int, b_g: float = -6.0):
         super().__init__()
-        self.g = Gate(c, b_g)
+        # $g(x) = \sigma(W_g x + b_g)$: a 1×1 conv with bias, one gate per channel and pixel.
+        self.W_g = nn.Conv2d(c, c, kernel_size=1, bias=True)
+        nn.init.constant_(self.W_g.bias, b_g)
+
+    def g(self, x):
+        return torch.sigmoid(self.W_g(x))
 
     def forward(self, x, fx):
         # Fig. 2(c), highway-style: $y = g(x) \odot F(x) + (1 - g(x)) \odot x$.
@@ -74,11 +66,7 @@ class ExclusiveGating(nn.Module):
         return residual_add(g * fx, (1 - g) * x)
 
 
-class ShortcutOnlyGating(nn.Module):
-    def __init__(self, c: int, b_g: float = -6.0):
-        super().__init__()
-        self.g = Gate(c, b_g)
-
+class ShortcutOnlyGating(ExclusiveGating):  # the same gate, applied to $x$ only
     def forward(self, x, fx):
         # Fig. 2(d): $y = F(x) + (1 - g(x)) \odot x$.
         return residual_add(fx, (1 - self.g(x)) * x)
@@ -141,12 +129,10 @@ class ShortcutVariantUnit(nn.Module):
 
 # %%
 if __name__ == "__main__":
-    # The six units of Fig. 2, drawn from `ShortcutVariantUnit` with default settings:
-    # what each does to the shortcut (and, when it gates or scales, to $F$).
+    # Fig. 2's six units, drawn from `ShortcutVariantUnit` with default settings.
     units = {f"({letter}) {name.replace('_', ' ')}": ShortcutVariantUnit(16, name)
              for letter, name in zip("abcdef", SHORTCUT_VARIANTS)}
     draw(units, torch.zeros(1, 16, 8, 8))
-
 
 # %% [markdown]
 # ## Which variants can be the identity?
@@ -154,12 +140,11 @@ if __name__ == "__main__":
 # > "In fact, the shortcut-only gating and 1×1 convolution cover the solution space of identity
 # > shortcuts (*i.e.*, they could be optimized as identity shortcuts)." — He et al. 2016, §3.2
 #
-# We check it the direct way: give a variant the same $F$ as an original unit and look for a setting
-# of its shortcut that makes both units compute the same function.
+# We give a variant the same $F$ as an original unit and look for a shortcut setting that makes both
+# units compute the same function:
 #
 # - **Shortcut-only gating**: $W_g = 0$ and a very negative $b_g$ open the shortcut fully. At
-#   $b_g = -40$, $1 - \sigma(b_g)$ rounds to exactly 1 in float64 and the two units agree to the last
-#   bit (cell below).
+#   $b_g = -40$, $1 - \sigma(b_g)$ rounds to 1 in float64: the units agree to the last bit (cell below).
 # - **1×1 convolution**: $W_s$ = the identity matrix, with its BN set to undo its own normalisation;
 #   in eval mode the units agree (exercise 3, and the
 #   [test](../tests/test_resnet_v2.md#test_identity_is_in_the_solution_space)).
@@ -169,9 +154,8 @@ if __name__ == "__main__":
 #   counts them): the scale, or the random mask of training, is fixed. Only $F$ could make up for
 #   it, by learning part of the identity, which residual learning was meant to spare it.
 #
-# So for gating on the shortcut alone and for the 1×1 convolution, the worse results are a matter of
-# optimisation, as the paper concludes: their training error is higher although the original
-# network is within reach.
+# So for shortcut-only gating and the 1×1 convolution the worse results are a matter of optimisation,
+# as the paper concludes: higher training error although the original network is within reach.
 
 # %%
 if __name__ == "__main__":
@@ -180,8 +164,8 @@ if __name__ == "__main__":
     gated = ShortcutVariantUnit(8, "shortcut_only_gating")
     gated = gated.to(DEVICE, torch.float64).eval()
     gated.F.load_state_dict(original.F.state_dict())  # the same $F$
-    nn.init.zeros_(gated.merge.g.W_g.weight)  # $W_g = 0$ …
-    nn.init.constant_(gated.merge.g.W_g.bias, -40.0)  # … and $b_g = -40$
+    nn.init.zeros_(gated.merge.W_g.weight)  # $W_g = 0$ …
+    nn.init.constant_(gated.merge.W_g.bias, -40.0)  # … and $b_g = -40$
     x = torch.randn(2, 8, 6, 6, dtype=torch.float64, device=DEVICE)
     with torch.no_grad():
         print("shortcut-only gating, W_g = 0, b_g = -40: max |unit - original| =",
@@ -192,16 +176,10 @@ if __name__ == "__main__":
     print("parameters on the shortcut, 8 channels:", on_shortcut)
     assert on_shortcut["constant_scaling"] == on_shortcut["dropout"] == 0
 
-# %% [markdown]
-# ## Table 1 of the paper
-#
-# ResNet-110 on CIFAR-10, the variant applied to all 54 units, median of 5 runs; "fail" means a test
-# error above 20 %. The table comes from `labml_style_src/paper_tables.py`; `TABLE_1_SETTINGS` is
-# our configuration for each of its rows, in the paper's order.
-
 # %%
+# Table 1 (`PREACT_TABLE_1`): ResNet-110 on CIFAR-10, variant on all 54 units, median of 5 runs, "fail"
+# for a test error above 20 %. Our setting per row: (case, our variant, its keyword arguments).
 TABLE_1_SETTINGS = (
-    # (case, our variant, its keyword arguments), row by row.
     ("original", "original", {}),
     ("constant scaling", "constant_scaling", dict(on_shortcut=0.0, on_F=1.0)),
     ("constant scaling", "constant_scaling", dict(on_shortcut=0.5, on_F=1.0)),
@@ -219,11 +197,10 @@ TABLE_1_SETTINGS = (
 # %% [markdown]
 # ## What the shortcut path carries at initialisation
 #
-# Eq. (8) says the direct term of the gradient is multiplied by the product of what each shortcut
-# does. To see that product alone we switch $F$ off: the last BN of every $F$ gets $\gamma = 0$, so
-# $F \equiv 0$ and everything that reaches $\mathbf{x}_0$ came along the shortcuts (gates included).
-# The input is non-negative, like the output of a previous unit's ReLU. For the identity the ratio
-# $|\partial E/\partial \mathbf{x}_0| / |\partial E/\partial \mathbf{x}_L|$ is exactly 1.
+# Eq. (8) multiplies the direct term of the gradient by the product of what each shortcut does. To
+# see that product alone we set $\gamma = 0$ in the last BN of every $F$: $F \equiv 0$, and all that
+# reaches $\mathbf{x}_0$ came along the shortcuts (gates included). The input is non-negative, like a
+# ReLU's output. For the identity, $|\partial E/\partial \mathbf{x}_0| / |\partial E/\partial \mathbf{x}_L| = 1$.
 
 # %%
 def shortcut_path_gain(variant: str, n_units: int = 54, c: int = 8, seed: int = 0,
@@ -250,19 +227,15 @@ if __name__ == "__main__":
     print(f"{'case':<21} {'shortcut':>11} {'F':>5} {'error %':>8}  {'remark':<20} "
           f"{'shortcut gain, 54 units':>24}")
     gains = {}
-    for row, setting in zip(PREACT_TABLE_1, TABLE_1_SETTINGS):
-        case, variant, kwargs = setting
+    for row, (case, variant, kwargs) in zip(PREACT_TABLE_1, TABLE_1_SETTINGS):
         assert row.case == case  # each setting sits on its own row
         gains[case, row.remark] = gain = shortcut_path_gain(variant, **kwargs)
         err = "fail" if row.error is None else f"{row.error:.2f}"
         print(f"{case:<21} {row.on_shortcut:>11} {row.on_F:>5} {err:>8}  "
               f"{row.remark:<20} {gain:>24.3e}")
-    # "fail" = an error above 20 %; every number the table gives is below.
-    assert all(r.error is None or r.error < PREACT_FAIL_ABOVE for r in PREACT_TABLE_1)
     assert gains["original", ""] == 1.0  # the identity passes the gradient untouched
     assert gains["constant scaling", "this is a plain net"] == 0.0
-    # Eq. (8) with lambda = 0.5:
-    assert abs(gains["constant scaling", ""] / 0.5 ** 54 - 1) < 1e-9
+    assert abs(gains["constant scaling", ""] / 0.5 ** 54 - 1) < 1e-9  # eq. (8), λ = 0.5
     assert gains["shortcut-only gating", "init b_g = 0"] < 1e-10
     assert 0.5 < gains["shortcut-only gating", "init b_g = -6"] < 1
     assert gains["dropout shortcut", ""] == 0.0  # no element survives 54 dropouts
@@ -270,23 +243,18 @@ if __name__ == "__main__":
 
 # %% [markdown]
 # Read the last column against the error column. Where the shortcut product is tiny at the start
-# (scaling by 0.5, gates initialised at $b_g = 0$, dropout) the paper reports a failure or a poor
-# result. Gates biased to $b_g = -6$ start close to the identity ($1 - \sigma(-6) \approx 0.9975$ per
-# unit) and shortcut-only gating then lands at 6.91 %, close to the 6.61 % of the identity. The 1×1
-# convolution errs the other way: 54 projections, each followed by BN, multiply the gradient by
-# $10^4$ to $10^6$ in this stack, depending on the random weights (the table prints this run's
-# value; the [test](../tests/test_resnet_v2.md#test_shortcut_gain_matches_eq8) tries eight seeds).
-# Either way the product in eq. (8) is no longer 1, and its value is set by
-# initialisation details rather than by design; the paper's ResNet-110 with 1×1 shortcuts ends at
-# 12.22 %.
+# (scaling by 0.5, gates at $b_g = 0$, dropout) the paper reports a failure or a poor result. Gates at
+# $b_g = -6$ start near the identity ($1 - \sigma(-6) \approx 0.9975$ per unit): shortcut-only gating
+# lands at 6.91 %, near the identity's 6.61 %. The 1×1 convolution errs the other way: 54 projections
+# with BN multiply the gradient by $10^4$ to $10^6$, depending on the random weights (the
+# [test](../tests/test_resnet_v2.md#test_shortcut_gain_matches_eq8) tries eight seeds). Either way the
+# product is not 1 but set by initialisation details; with 1×1 shortcuts ResNet-110 ends at 12.22 %.
 #
 # !!! note "Where we differ from the paper"
-#     The paper describes dropout on the shortcut as a scale with expectation 0.5. PyTorch's
-#     `nn.Dropout` is *inverted*: it scales the kept elements by $1/(1-p)$, so the expectation stays 1.
-#     The path is blocked anyway: an element reaches $\mathbf{x}_0$ only if it survives all 54
-#     dropouts, with probability $2^{-54}$, which is why the measured gain is exactly 0. Our gate is a
-#     1×1 conv with bias and no BN (the paper says BN follows the weight layers; for the gate it gives
-#     no detail); only its bias $b_g$ matters for the argument.
+#     The paper treats dropout on the shortcut as a scale with expectation 0.5; PyTorch's `nn.Dropout`
+#     is *inverted* (it scales kept elements by $1/(1-p)$: expectation 1). The path is blocked anyway:
+#     an element reaches $\mathbf{x}_0$ only if it survives all 54 dropouts (probability $2^{-54}$),
+#     hence the gain of exactly 0. Our gate (no detail in the paper) is a 1×1 conv with bias, no BN.
 #
 # All variants keep the shape and train forward and backward on CPU and CUDA
 # ([test](../tests/test_resnet_v2.md#test_every_variant_block_runs)); unknown names raise a
@@ -294,16 +262,15 @@ if __name__ == "__main__":
 #
 # ## Exercises
 #
-# 1. With `shortcut_path_gain`, measure exclusive gating at $b_g = -6$ and $b_g = -7$. The
-#    $-7$ gate is closer to the identity on the shortcut, yet the paper's error is worse (9.81 % against
-#    8.70 %). What does the gate do to $F$ at the start, and by how much more at $-7$?
+# 1. With `shortcut_path_gain`, measure exclusive gating at $b_g = -6$ and $b_g = -7$. The $-7$ gate
+#    is closer to the identity on the shortcut, yet the paper's error is worse (9.81 % against 8.70 %).
+#    What does the gate do to $F$ at the start, and by how much more at $-7$?
 # 2. Replace `nn.Dropout(p)` by a non-inverted dropout (multiply by a Bernoulli mask without
 #    rescaling) and measure the gain of a single unit over many seeds. What is its mean?
-# 3. **Make the 1×1 shortcut the identity (auto-checked).** Write `set_identity(merge)`, which sets the
-#    weights of a `ConvShortcut` (its 1×1 convolution and its BN, whose running statistics are
-#    whatever training left there) so that, in eval mode, the unit computes exactly what the original
-#    unit with the same $F$ computes. Run `check_conv_shortcut_identity(set_identity)`. Could any
-#    setting do the same in training mode?
+# 3. **Make the 1×1 shortcut the identity (auto-checked).** Write `set_identity(merge)`, which sets a
+#    `ConvShortcut`'s 1×1 convolution and BN (whose running statistics are whatever training left)
+#    so that, in eval mode, the unit computes exactly what the original unit with the same $F$ does.
+#    Run `check_conv_shortcut_identity(set_identity)`. Could any setting do that in training mode?
 # 4. The gating check closes the gate with $b_g = -40$. Roughly how negative must $b_g$ be for
 #    $1 - \sigma(b_g)$ to round to exactly 1 in float64, and in float32?
 

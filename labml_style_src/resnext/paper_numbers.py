@@ -114,7 +114,8 @@ if __name__ == "__main__":
 # 1×1. The ResNeXt paper, following the `fb.resnet.torch` implementation, puts it on the 3×3 (§4,
 # quoted on the [previous page](resnext_nets.md)), so the first 1×1 works at the full input resolution.
 # Same weights, more work ([test](../tests/test_resnext.md#test_resnet50_flops_in_both_papers)). torchvision's
-# `resnet50` is the second network (see the [ResNet constructor page](../resnet_v1/resnet.md)).
+# `resnet50` is the second network (see
+# [ResNet v1 against torchvision](../resnet_v1/against_torchvision.md)).
 
 # %%
 if __name__ == "__main__":

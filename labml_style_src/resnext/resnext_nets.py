@@ -16,9 +16,10 @@ from torch import nn
 
 from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNEXT_TABLE7_CIFAR
+from labml_style_src.resnet_v1.against_torchvision import from_torchvision
 from labml_style_src.resnet_v1.bottleneck import Bottleneck, count_macs
 from labml_style_src.resnet_v1.residual_block import n_params
-from labml_style_src.resnet_v1.resnet import ResNet, from_torchvision, resnet
+from labml_style_src.resnet_v1.resnet import ResNet, resnet
 from labml_style_src.resnext.aggregated import SplitTransformMerge
 from labml_style_src.resnext.three_forms import to_grouped
 

@@ -2,12 +2,10 @@
 
 from solutions import Graded
 
-# Exercise 1: under option B only the first block of each stage projects. Option C adds a W_s (a 1×1
-# convolution 4w → 4w, (4w)² weights, and its BN, 2·4w) to each of the other 2, 3, 5, 2 blocks of
-# conv2_x … conv5_x, whose widths are w = 64, 128, 256, 512.
-resnet50_C_minus_B = sum(blocks * ((4 * w) ** 2 + 2 * 4 * w)
-                         for blocks, w in zip((2, 3, 5, 2), (64, 128, 256, 512)))
+# Exercise 2: the stem's 7×7 convolution and 3×3 max-pool both have stride 2 (320 -> 160 -> 80);
+# conv2_x keeps the side, and conv3_x, conv4_x and conv5_x halve it in their first block.
+sides_320 = {"stem": 80, "conv2_x": 80, "conv3_x": 40, "conv4_x": 20, "conv5_x": 10}
 
 GRADED = [
-    Graded(1, "resnet50_C_minus_B", "check_resnet50_C_minus_B(resnet50_C_minus_B)"),
+    Graded(2, "sides_320", "check_sides_320(sides_320)"),
 ]
