@@ -1,23 +1,21 @@
 # %% [markdown]
 # # Looking at the data
 #
-# Before training anything, look at what the network will see: a grid of images with their
-# class names, and how many images each class has. This page writes the PyTorch equivalent of
-# TensorFlow Datasets' `show_examples` for any dataset that yields `(image, label)` pairs, and
-# a loader for CIFAR-10 that runs torchvision's own reading code.
+# Before training anything, look at what the network will see: a grid of images with their class names,
+# and how many images each class has. This page writes the PyTorch equivalent of TensorFlow Datasets'
+# `show_examples` for any dataset that yields `(image, label)` pairs, and a loader for CIFAR-10 that runs
+# torchvision's own reading code.
 #
-# CIFAR-10 is 60,000 colour images of 32×32 pixels in 10 classes: 50,000 for training (five
-# files of 10,000) and 10,000 for testing. The paper trains its CIFAR ResNets on it (§4.2).
+# CIFAR-10 is 60,000 colour images of 32×32 pixels in 10 classes: 50,000 for training (five files of
+# 10,000) and 10,000 for testing. The paper trains its CIFAR ResNets on it (§4.2).
 #
 # !!! note "What the pictures on this page are: handwritten digits, not CIFAR-10"
-#     The site is built and tested offline, so this page cannot download CIFAR-10 (an archive
-#     of 170,498,071 bytes, 163 MiB). Instead it takes a real data set that ships inside
-#     scikit-learn, 1,797 scanned handwritten *digits* (8×8 grey images), scales them to 32×32,
-#     writes them to disk **in the CIFAR-10 file format**, and reads them back through
-#     torchvision's `CIFAR10` class. Every image and count you see below is a digit. Every
-#     line runs unchanged on the real CIFAR-10: call `load_cifar10(root, download=True)` once
-#     when you are online, and the grid shows airplanes, cats and trucks (the last section
-#     shows the three lines).
+#     The site is built and tested offline, so this page cannot download CIFAR-10 (an archive of
+#     170,498,071 bytes, 163 MiB). It takes a real data set that ships inside scikit-learn instead, 1,797
+#     scanned handwritten *digits* (8×8 grey images), scales them to 32×32, writes them **in the CIFAR-10
+#     file format** and reads them back through torchvision's `CIFAR10` class: every image and count below
+#     is a digit. Every line runs unchanged on the real CIFAR-10: call `load_cifar10(root, download=True)`
+#     once when you are online, and the grid shows airplanes, cats and trucks (see the last section).
 
 # %%
 import pickle
@@ -30,23 +28,17 @@ import torch
 from torch.nn import functional as nnf
 from torchvision.datasets import CIFAR10
 
-# %%
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                   "horse", "ship", "truck")
-
 # %% [markdown]
 # ## The CIFAR-10 file format
 #
-# The "python version" of CIFAR-10 is a folder `cifar-10-batches-py` with six pickled
-# dictionaries `data_batch_1` … `data_batch_5` and `test_batch`, plus `batches.meta` with the
-# class names. In each batch, `data` is a `uint8` array `[N, 3072]`: one row per image, the
-# 1,024 red values first, then green, then blue, each a 32×32 image in row-major order;
-# `labels` is a list of `N` integers.
-#
-# Writing that format ourselves has two uses: the tests get a real CIFAR-10 folder for
-# torchvision's loader, and this page gets a real data set to show without a download.
+# The "python version" of CIFAR-10 is a folder `cifar-10-batches-py` with six pickled dictionaries
+# `data_batch_1` … `data_batch_5` and `test_batch`, plus `batches.meta` with the class names. In each
+# batch, `data` is a `uint8` array `[N, 3072]`: one row per image, the 1,024 red values first, then green,
+# then blue, each a 32×32 image in row-major order; `labels` is a list of `N` integers.
 
 # %%
+# Writing that format ourselves has two uses: the tests get a real CIFAR-10 folder for torchvision's
+# loader, and this page gets a real data set to show without a download.
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 BASE_FOLDER = "cifar-10-batches-py"
 
@@ -81,25 +73,22 @@ def write_cifar_format(root, train_images, train_labels, test_images, test_label
 
 
 def _dump(path: Path, obj) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
+    path.write_bytes(pickle.dumps(obj, protocol=2))
 
 
 # %% [markdown]
 # ## Reading it with torchvision's own code
 #
-# `torchvision.datasets.CIFAR10(root, download=False)` reads the six files, stacks them into
-# `data` (`uint8 [N, 32, 32, 3]`) and `targets`, and takes `classes` from `batches.meta`.
-# Before reading, it checks the **MD5 checksum** of every file against the checksums of the
-# official download, so a folder we wrote ourselves is rejected as "not found or corrupted".
-#
-# torchvision's check is `check_integrity(path, md5)`, and with `md5=None` it only checks
-# that the file exists. So `CIFAR10Files` below is a subclass that changes nothing but its
-# *file table*: same file names, no checksums. All reading code is torchvision's, untouched.
-# Use it for files you made; for the real download keep the checksums
-# (`load_cifar10(..., verify_md5=True)`, the default).
+# `torchvision.datasets.CIFAR10(root, download=False)` reads the six files, stacks them into `data`
+# (`uint8 [N, 32, 32, 3]`) and `targets`, and takes `classes` from `batches.meta`. Before reading, it
+# checks the **MD5 checksum** of every file against the checksums of the official download, so a folder we
+# wrote ourselves is rejected as "not found or corrupted".
 
 # %%
+# torchvision's check is `check_integrity(path, md5)`, and with `md5=None` it only checks that the file
+# exists. So `CIFAR10Files` is a subclass that changes nothing but its *file table*: same file names, no
+# checksums. All reading code is torchvision's, untouched. Use it for files you made; for the real
+# download keep the checksums (`load_cifar10(..., verify_md5=True)`, the default).
 class CIFAR10Files(CIFAR10):
     # The official file names with `md5 = None`: "the file exists" is the whole check.
     train_list = [[name, None] for name, _ in CIFAR10.train_list]
@@ -107,7 +96,6 @@ class CIFAR10Files(CIFAR10):
     meta = {**CIFAR10.meta, "md5": None}
 
 
-# %%
 def load_cifar10(root, train: bool = True, transform=None, *, download: bool = False,
                  verify_md5: bool = True):
     # `download=True` is opt-in: it fetches the official archive (checksummed).
@@ -136,13 +124,12 @@ def load_cifar10(root, train: bool = True, transform=None, *, download: bool = F
 
 # %% [markdown]
 # ## A real data set without a download: scikit-learn's digits
-#
-# scikit-learn ships 1,797 grey 8×8 images of handwritten digits (values 0–16, each the count
-# of ink pixels in a 4×4 block of a 32×32 scan). We scale them to 0–255, resize them to 32×32
-# (bilinear), repeat the grey channel three times, and keep 300 for the test file. That is a
-# CIFAR-10-shaped data set with ten classes, "0" to "9".
 
 # %%
+# scikit-learn ships 1,797 grey 8×8 images of handwritten digits (values 0–16, each the count of ink
+# pixels in a 4×4 block of a 32×32 scan). We scale them to 0–255, resize them to 32×32 (bilinear), repeat
+# the grey channel three times, and keep 300 for the test file. That is a CIFAR-10-shaped data set with
+# ten classes, "0" to "9".
 def digits_as_cifar(root, n_test: int = 300, seed: int = 0) -> Path:
     from sklearn.datasets import load_digits  # ships with scikit-learn: no download
 
@@ -173,12 +160,11 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## The `show_examples` equivalent
 #
-# `show_examples` takes any data set whose items are `(image, label)`, with the image a PIL
-# image, an `[H, W]` / `[H, W, C]` array or a `[C, H, W]` tensor (a mean-subtracted one too:
-# each image is rescaled for display), picks a few items at random (seeded) and draws them
-# with their class names. `class_counts` counts the labels, and `plot_class_counts` draws
-# them; CIFAR-10 has exactly 5,000 training and 1,000 test images per class. All three work
-# on any such data set, not only on `CIFAR10`
+# `show_examples` takes any data set whose items are `(image, label)`, with the image a PIL image, an
+# `[H, W]` / `[H, W, C]` array or a `[C, H, W]` tensor (a mean-subtracted one too: each image is rescaled
+# for display), picks a few items at random (seeded) and draws them with their class names. `class_counts`
+# counts the labels, and `plot_class_counts` draws them; CIFAR-10 has exactly 5,000 training and 1,000
+# test images per class. All three work on any such data set, not only on `CIFAR10`
 # ([test](../tests/test_training.md#test_show_examples_and_counts_on_any_dataset)).
 
 # %%
@@ -188,10 +174,8 @@ def _as_hwc(image) -> np.ndarray:
         image = image.detach().cpu().float()
         image = image.permute(1, 2, 0) if image.dim() == 3 else image
     a = np.asarray(image, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.shape[2] == 1:
-        a = a.repeat(3, axis=2)
+    a = a[:, :, None] if a.ndim == 2 else a  # [H, W] -> [H, W, 1]
+    a = a.repeat(3, axis=2) if a.shape[2] == 1 else a  # grey -> three equal channels
     # Rescale to [0, 1] per image (handles uint8 and mean-subtracted tensors alike).
     return (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
 
@@ -209,7 +193,7 @@ def show_examples(dataset, class_names=None, rows: int = 3, cols: int = 8,
         ax.set_title(name if name == str(label) else f"{name} ({label})", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title or f"{rows * cols} random images with their labels", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -243,9 +227,9 @@ def plot_class_counts(splits: dict, class_names, title: str = ""):
 # %%
 if __name__ == "__main__":
     show_examples(train_set, rows=3, cols=8,
-                  title="24 random training images of scikit-learn's handwritten "
-                        "digits, read from a CIFAR-10-format folder (not CIFAR-10), "
-                        "with their labels")
+                  title="24 random training images (3 rows of 8) with their labels: "
+                        "scikit-learn's handwritten digits in CIFAR-10 format, not "
+                        "CIFAR-10")
     plt.show()
     counts = class_counts(train_set)
     print("images per class (train):", counts)
@@ -264,36 +248,25 @@ if __name__ == "__main__":
 # class_counts(train_set)     # {0: 5000, 1: 5000, ..., 9: 5000}
 # ```
 #
-# Without the files and without `download=True`, `load_cifar10` stops with a message saying
-# where the files must go and how to get them: it never trains on an empty or half-written
-# folder ([test](../tests/test_training.md#test_missing_cifar_says_where_to_put_it)). The
-# tests also check that torchvision's loader really reads a folder written by
-# `write_cifar_format`
+# Without the files and without `download=True`, `load_cifar10` stops with a message saying where the
+# files must go and how to get them: it never trains on an empty or half-written folder
+# ([test](../tests/test_training.md#test_missing_cifar_says_where_to_put_it)). The tests also check that
+# torchvision's loader really reads a folder written by `write_cifar_format`
 # ([test](../tests/test_training.md#test_torchvision_reads_our_cifar_files)).
-
-# %%
-if __name__ == "__main__":
-    try:
-        load_cifar10("data/no-cifar-here")
-    except FileNotFoundError as e:
-        print("FileNotFoundError:", str(e)[:120], "...")
-    else:
-        raise AssertionError("a missing data set must raise")
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **A held-out set with the classes' shares (auto-checked).** Picking 5,000 validation
-#    images at random leaves some classes over- and others under-represented. Write
-#    `split(labels, n_val, seed)` that returns `(train_idx, val_idx)`: every index in exactly
-#    one of them, `n_val` held out, chosen at random (seeded) but so that each class's count
-#    in `val_idx` is within 1 of `n_val` times its share of all labels. Check it with
-#    `check_split(split)`.
-# 2. Call `show_examples` on the *test* split with another seed. Which digits does the
-#    bilinear resize make hardest to read? Would a CNN care about the blur?
-# 3. `class_counts` of the digits training file is not perfectly balanced; CIFAR-10's is.
-#    Compute the largest relative difference between two classes here. When would a
-#    45k/5k split that ignores classes leave the validation set unbalanced enough to matter?
+# 1. **A held-out set with the classes' shares (auto-checked).** Picking 5,000 validation images at random
+#    leaves some classes over- and others under-represented. Write `split(labels, n_val, seed)` that
+#    returns `(train_idx, val_idx)`: every index in exactly one of them, `n_val` held out, chosen at
+#    random (seeded) but so that each class's count in `val_idx` is within 1 of `n_val` times its share of
+#    all labels. Check it with `check_split(split)`.
+# 2. Call `show_examples` on the *test* split with another seed. Which digits does the bilinear resize
+#    make hardest to read? Would a CNN care about the blur?
+# 3. `class_counts` of the digits training file is not perfectly balanced; CIFAR-10's is. Compute the
+#    largest relative difference between two classes here. When would a 45k/5k split that ignores classes
+#    leave the validation set unbalanced enough to matter?
 
 # %%
 def check_split(split) -> None:

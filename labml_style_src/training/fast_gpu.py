@@ -1,24 +1,24 @@
 # %% [markdown]
 # # A fast GPU path
 #
-# ResNet-20 is small (0.27 M parameters), so on a GPU each training step is short and the
-# work of a plain `DataLoader` (turn each image into a tensor, crop and flip it, one image at
-# a time in Python) can become what the [training loop](loop.md) waits for. This page keeps
-# the loop and changes where the data work happens:
+# ResNet-20 is small (0.27 M parameters), so on a GPU each training step is short and the work of a plain
+# `DataLoader` (turn each image into a tensor, crop and flip it, one image at a time in Python) can become
+# what the [training loop](loop.md) waits for. This page keeps the loop and changes where the data work
+# happens:
 #
-# 1. the whole training set lives **on the device** as `uint8`
-#    (50,000 × 3 × 32 × 32 bytes ≈ 154 MB);
+# 1. the whole training set lives **on the device** as `uint8` (50,000 × 3 × 32 × 32 bytes ≈ 154 MB);
 # 2. augmentation runs **on whole batches** there: one gather does the random crop and flip;
 # 3. **channels_last** memory layout, which GPU convolution kernels prefer;
 # 4. **bf16 autocast**: matrix multiplies in bfloat16, weights and the optimizer in float32;
 # 5. optionally **`torch.compile`**, which fuses the small element-wise kernels.
 #
-# The same code runs on CPU, which is how this page and its tests run on this site, and how
-# the speed figures below were measured: we have no GPU measurement to show.
+# The same code runs on CPU, which is how this page and its tests run on this site, and how the speed
+# figures below were measured: we have no GPU measurement to show.
 
 # %%
 import time
 from dataclasses import replace
+from itertools import chain, count
 
 import torch
 from torch.nn import functional as nnf
@@ -28,7 +28,7 @@ from labml_style_src.device import DEVICE
 from labml_style_src.paper_tables import RESNET_TABLE_6
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.resnet_v1.residual_block import n_params
-from labml_style_src.training.loop import fit, to_device, train_step
+from labml_style_src.training.loop import fit, rounded, to_device, train_step
 from labml_style_src.training.recipe import (
     PAPER,
     LoaderBatches,
@@ -39,12 +39,11 @@ from labml_style_src.training.recipe import (
 # %% [markdown]
 # ## Crop and flip a whole batch with one gather
 #
-# Pad the batch by 4 pixels (zeros: after mean subtraction, the mean colour), then pick for
-# image $b$ the rows $d_y[b] + (0, \dots, 31)$ and the columns $d_x[b] + (0, \dots, 31)$, the
-# columns reversed when $b$ is flipped. Advanced indexing with index tensors of shapes
-# `[B, 1, 1]`, `[B, 32, 1]` and `[B, 1, 32]` reads all crops at once. The indexed dimensions
-# come first in the result, `[B, 32, 32, C]`, so the permuted output is already
-# **channels_last** in memory.
+# Pad the batch by 4 pixels (zeros: after mean subtraction, the mean colour), then pick for image $b$ the
+# rows $d_y[b] + (0, \dots, 31)$ and the columns $d_x[b] + (0, \dots, 31)$, the columns reversed when $b$
+# is flipped. Advanced indexing with index tensors of shapes `[B, 1, 1]`, `[B, 32, 1]` and `[B, 1, 32]`
+# reads all crops at once. The indexed dimensions come first in the result, `[B, 32, 32, C]`, so the
+# permuted output is already **channels_last** in memory.
 
 # %%
 def crop_flip(x, dy, dx, flip, pad: int = 4):
@@ -69,10 +68,8 @@ def random_crop_flip(x, generator, pad: int = 4):
     return crop_flip(x, dy, dx, flip, pad)
 
 
-# %% [markdown]
-# Checked against the obvious per-image loop (slice the padded image, flip with `torch.flip`):
-
 # %%
+# Checked against the obvious per-image loop (slice the padded image, flip with `torch.flip`).
 if __name__ == "__main__":
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 3, 32, 32, device=DEVICE)
@@ -90,10 +87,10 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## The data set on the device
 #
-# `DeviceBatches` has the two methods the loop asks for, `train(epoch)` and `held_out()`, like
-# the `DataLoader` source of the recipe page. It keeps `uint8` images on the device and turns a
-# batch into floats only when it is used. The order of epoch $e$ and its augmentation come
-# from a generator seeded with $(\text{seed}, e)$, so checkpoints and resume work as before.
+# `DeviceBatches` has the two methods the loop asks for, `train(epoch)` and `held_out()`, like the
+# `DataLoader` source of the recipe page. It keeps `uint8` images on the device and turns a batch into
+# floats only when it is used. The order of epoch $e$ and its augmentation come from a generator seeded
+# with $(\text{seed}, e)$, so checkpoints and resume work as before.
 
 # %%
 class DeviceBatches:
@@ -113,32 +110,27 @@ class DeviceBatches:
     def train(self, epoch: int):
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.x), generator=g).to(self.x.device)
-        for i, start in enumerate(range(0, len(order), self.batch_size)):
-            if self.max_batches is not None and i >= self.max_batches:
-                return
-            idx = order[start:start + self.batch_size]
+        for idx in order.split(self.batch_size)[:self.max_batches]:  # None: all
             x = self.normalize(self.x[idx])
             yield (random_crop_flip(x, g) if self.augment else x), self.y[idx]
 
     def held_out(self):
         step = 2 * self.batch_size
-        for start in range(0, len(self.held_x), step):
-            end = start + step
-            yield self.normalize(self.held_x[start:end]), self.held_y[start:end]
+        for x, y in zip(self.held_x.split(step), self.held_y.split(step)):
+            yield self.normalize(x), y
 
 
 # %% [markdown]
 # ## Training with all switches on
 #
-# The loop is the [loop page](loop.md)'s `fit`; `channels_last=True` converts the model and
-# every batch to the NHWC layout, `autocast_dtype=torch.bfloat16` runs forward and loss under
-# autocast. bf16 keeps float32's exponent range, so unlike float16 it needs no loss scaling.
-# `torch.compile(model)` is one more line; checkpoints still hold the plain module's weights.
+# The loop is the [loop page](loop.md)'s `fit`; `channels_last=True` converts the model and every batch to
+# the NHWC layout, `autocast_dtype=torch.bfloat16` runs forward and loss under autocast. bf16 keeps
+# float32's exponent range, so unlike float16 it needs no loss scaling. `torch.compile(model)` is one more
+# line; checkpoints still hold the plain module's weights.
 #
 # !!! note "Where we differ from the paper"
-#     The paper says nothing about numeric precision (GPU training in 2015 was typically
-#     float32). bf16 autocast changes the arithmetic slightly; the recipe (lr, schedule,
-#     augmentation) is unchanged.
+#     The paper says nothing about numeric precision (GPU training in 2015 was typically float32). bf16
+#     autocast changes the arithmetic slightly; the recipe (lr, schedule, augmentation) is unchanged.
 
 # %%
 def fast_options(device=DEVICE) -> dict:
@@ -147,7 +139,6 @@ def fast_options(device=DEVICE) -> dict:
     return dict(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=True)
 
 
-# %%
 if __name__ == "__main__":
     torch.manual_seed(0)
     n, n_held = 512, 128  # random CIFAR-shaped data: the code path, not a result
@@ -166,7 +157,7 @@ if __name__ == "__main__":
     tiny = replace(PAPER, batch_size=64, milestones=(3,), max_iters=4)
     history = fit(torch.compile(model) if compile_model else model, batches, tiny,
                   "runs/fast_tiny", progress=False, **options)
-    print({k: round(v, 3) for k, v in history[-1].items() if k != "seconds"})
+    print(rounded(history[-1]))
     assert len(history) == 2
     assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     # bf16 has float32's range (largest value ~3.4e38); float16 overflows above 65504.
@@ -178,15 +169,14 @@ if __name__ == "__main__":
 # %% [markdown]
 # ## How much faster?
 #
-# The baseline is what a plain loop feeds the model: a `Dataset` that transforms one image at
-# a time (the recipe page's `paper_transform`), batched by a `DataLoader`. `images_per_second`
-# times training steps (forward, backward, SGD) fed by a batch source, after a few untimed
-# steps, synchronising the GPU before reading the clock; with `model=None` it times the data
-# alone. `scripts/bench_training.py` runs both sources on the same random CIFAR-shaped data,
-# in interleaved rounds, and reports medians. `make bench-train` runs it on the CPU. The
-# machine that made the committed figures is a 2-core x86-64 CPU shared with other jobs
-# (load average about 10), so it counts CPU time of one thread (`--clock cpu`: the work done,
-# not the time spent waiting for a core), with no worker processes:
+# The baseline is what a plain loop feeds the model: a `Dataset` that transforms one image at a time (the
+# recipe page's `paper_transform`), batched by a `DataLoader`. `images_per_second` times training steps
+# (forward, backward, SGD) fed by a batch source, after a few untimed steps, synchronising the GPU before
+# reading the clock; with `model=None` it times the data alone. `scripts/bench_training.py` runs both
+# sources on the same random CIFAR-shaped data, in interleaved rounds, and reports medians.
+# `make bench-train` runs it on the CPU. The machine that made the committed figures is a 2-core x86-64
+# CPU shared with other jobs (load average about 10), so it counts CPU time of one thread (`--clock cpu`:
+# the work done, not the time spent waiting for a core), with no worker processes:
 #
 # ```bash
 # python scripts/bench_training.py --device cpu --clock cpu --threads 1 --workers 0 \
@@ -202,21 +192,15 @@ if __name__ == "__main__":
 # | the data alone | 3,718 images/s | 27,306 images/s | 7.30× |
 # | ResNet-20 training steps fed by it | 141 images/s | 206 images/s | 1.40× |
 #
-# The batched data path does 7.3 times less work per image. In a CPU training step it saves
-# 0.23 ms of the 7.1 ms each image costs; the rest of the 1.40× comes from the only other
-# difference between the two loops, the channels_last layout. On a CPU the network's
-# arithmetic dominates; on a GPU the network's part shrinks and the data side's share grows,
-# which is what this page is for. We have no GPU measurement to say by how much.
+# The batched data path does 7.3 times less work per image. In a CPU training step it saves 0.23 ms of the
+# 7.1 ms each image costs; the rest of the 1.40× comes from the only other difference between the two
+# loops, the channels_last layout. On a CPU the network's arithmetic dominates; on a GPU the network's
+# part shrinks and the data side's share grows, which is what this page is for. We have no GPU measurement
+# to say by how much.
 #
-# With a GPU, the same script answers the question this page is about:
-#
-# ```bash
-# python scripts/bench_training.py --device cuda --compile
-# python scripts/bench_training.py --device cuda --compile --full-schedule  # 64k iterations
-# ```
-#
-# Below, the same function on this page's tiny data, a handful of steps: it shows the code
-# path; its timings depend on the machine and are noise.
+# With a GPU, `python scripts/bench_training.py --device cuda --compile` answers the question this page is
+# about (add `--full-schedule` for 64k iterations). Below, the same function runs on this page's tiny data
+# for a handful of steps: it shows the code path, and its timings depend on the machine and its load.
 
 # %%
 class PerImageDataset(Dataset):
@@ -242,13 +226,7 @@ def images_per_second(model, batches, steps: int, *, device=DEVICE, warmup: int 
             model.to(memory_format=torch.channels_last)
         optimizer, _ = make_optimizer(model, PAPER)  # the recipe's SGD
 
-    def stream():  # batches forever, epoch after epoch
-        epoch = 0
-        while True:
-            yield from batches.train(epoch)
-            epoch += 1
-
-    it, seen = stream(), 0
+    it, seen = chain.from_iterable(map(batches.train, count())), 0  # epoch after epoch
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
@@ -275,26 +253,25 @@ if __name__ == "__main__":
     for name, source, opts in (("DataLoader", plain, {}), ("on device", ours, options)):
         data = images_per_second(None, source, 3)
         train = images_per_second(cifar_resnet(8), source, 3, **opts)
-        print(f"{name:10}: data alone {data:8.0f} images/s, training "
-              f"{train:6.0f} images/s (this machine, now)")
+        print(f"{name:10}: data alone {data:8.0f} images/s, training {train:6.0f} "
+              f"images/s (timings depend on the machine and its load)")
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Black padding (auto-checked).** Our pipeline subtracts the mean *before* padding, so
-#    padded pixels are the mean colour. Many pipelines pad the raw image with black and then
-#    subtract a per-channel mean (three numbers, as torchvision's `Normalize` does). Write
-#    `crop_black(x, mean, dy, dx, flip)` that takes a batch `x` (`[B, 3, 32, 32]`) from which
-#    the per-channel `mean` (`[3, 1, 1]`) was already subtracted, and returns the crops that
-#    other pipeline gives. `check_black_padding(crop_black)` compares with a per-image
-#    reference.
-# 2. On the CPU: run `python scripts/bench_training.py --device cpu --n-images 2048
-#    --steps 4 --rounds 3 --depth 8` with `--workers 0` and with `--workers 2`, then with
-#    `--depth 56`. How do the two ratios change with the model's size, and why? With a GPU,
-#    compare `--device cuda` with and without `--compile` and `--no-bf16`.
-# 3. With the data set on the GPU the data order is drawn on the CPU and copied. Why not draw
-#    it on the GPU with a CUDA generator? (Hint: what must be identical after a resume, and
-#    on which device?)
+# 1. **Black padding (auto-checked).** Our pipeline subtracts the mean *before* padding, so padded pixels
+#    are the mean colour. Many pipelines pad the raw image with black and then subtract a per-channel mean
+#    (three numbers, as torchvision's `Normalize` does). Write `crop_black(x, mean, dy, dx, flip)` that
+#    takes a batch `x` (`[B, 3, 32, 32]`) from which the per-channel `mean` (`[3, 1, 1]`) was already
+#    subtracted, and returns the crops that other pipeline gives. `check_black_padding(crop_black)`
+#    compares with a per-image reference.
+# 2. On the CPU: run
+#    `python scripts/bench_training.py --device cpu --n-images 2048 --steps 4 --rounds 3 --depth 8` with
+#    `--workers 0` and with `--workers 2`, then with `--depth 56`. How do the two ratios change with the
+#    model's size, and why? With a GPU, compare `--device cuda` with and without `--compile` and
+#    `--no-bf16`.
+# 3. With the data set on the GPU the data order is drawn on the CPU and copied. Why not draw it on the
+#    GPU with a CUDA generator? (Hint: what must be identical after a resume, and on which device?)
 
 # %%
 def check_black_padding(crop_black) -> None:
@@ -304,15 +281,14 @@ def check_black_padding(crop_black) -> None:
     dy, dx = torch.randint(0, 9, (2, 8), generator=g)
     flip = torch.rand(8, generator=g) < 0.5
     got = crop_black(raw - mean, mean, dy, dx, flip)
+    if tuple(got.shape) != (8, 3, 32, 32):
+        raise AssertionError(f"expected shape (8, 3, 32, 32), got {tuple(got.shape)}")
     padded = nnf.pad(raw, (4, 4, 4, 4))  # a black border around the raw images
     inside = nnf.pad(torch.ones(32, 32, dtype=torch.bool), (4, 4, 4, 4))  # [40, 40]
     for i in range(8):
         crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
         mask = inside[dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
         crop, mask = (crop.flip(2), mask.flip(1)) if flip[i] else (crop, mask)
-        if tuple(got[i].shape) != (3, 32, 32):
-            raise AssertionError(f"image {i}: expected shape (3, 32, 32), got "
-                                 f"{tuple(got[i].shape)}")
         wrong = ~torch.isclose(got[i], crop - mean, atol=1e-6)  # [3, 32, 32]
         if wrong[:, mask].any():
             raise AssertionError(f"image {i}: pixels from inside the image differ. "

@@ -1,13 +1,12 @@
 # %% [markdown]
 # # The training loop: metrics, checkpoints, resume
 #
-# The [recipe page](recipe.md) fixed *what* to train; this page is the loop that trains it,
-# in plain PyTorch: a training step, an evaluation pass, a progress bar, metrics written as
-# CSV and JSON and plotted, and checkpoints that survive the process being killed. No
-# training framework: about a hundred lines of loop that you can read in one sitting.
+# The [recipe page](recipe.md) fixed *what* to train; this page is the loop that trains it, in plain
+# PyTorch: a training step, an evaluation pass, a progress bar, metrics as CSV and JSON, and checkpoints
+# that survive the process being killed. No training framework: about a hundred lines you can read in one
+# sitting.
 
 # %%
-import argparse
 import copy
 import csv
 import json
@@ -26,23 +25,14 @@ from tqdm.auto import tqdm
 from labml_style_src.device import DEVICE
 from labml_style_src.resnet_v1.cifar import cifar_resnet
 from labml_style_src.training.data import digits_as_cifar
-from labml_style_src.training.recipe import (
-    PAPER,
-    PAPER_RESNET110,
-    Recipe,
-    cifar_batches,
-    lr_at,
-    make_optimizer,
-)
+from labml_style_src.training.recipe import Recipe, cifar_batches, lr_at, make_optimizer
 
 # %% [markdown]
 # ## One training step, one evaluation pass
-#
-# A step returns tensors, not Python numbers: calling `.item()` every step would make a GPU
-# wait for each step to finish. `autocast_dtype=torch.bfloat16` is the mixed-precision
-# switch the [fast path](fast_gpu.md) uses.
 
 # %%
+# A step returns tensors, not Python numbers: `.item()` every step would make a GPU wait for each step.
+# `autocast_dtype=torch.bfloat16` is the mixed-precision switch of the [fast path](fast_gpu.md).
 def train_step(model, optimizer, x, y, autocast_dtype=None):
     with torch.autocast(x.device.type, autocast_dtype, autocast_dtype is not None):
         logits = model(x)  # [B, classes]
@@ -74,14 +64,18 @@ def to_device(x, device, channels_last):
 
 
 # %% [markdown]
-# ## Checkpoints that cannot hurt good results
+# ## Checkpoints and metrics that cannot hurt good results
 #
-# A checkpoint holds all the next iteration depends on: model, optimizer (momentum
-# buffers), scheduler, iteration, metrics so far, and the random number generator states.
-# It is written to a temporary file and renamed with `os.replace`, which is atomic: a run
-# killed while saving leaves the previous checkpoint intact. Loading refuses a file that is
-# unreadable, not ours, or made for another model, recipe or seed, and says why: a bad
-# checkpoint must never become a silent fresh start that overwrites good results.
+# A checkpoint holds all the next iteration depends on: model, optimizer (momentum buffers), scheduler,
+# iteration, metrics so far and the random number generator states. It is written to a temporary file and
+# renamed with `os.replace`, which is atomic: a run killed while saving leaves the previous checkpoint
+# intact. Loading refuses a file that is unreadable, not ours, or made for another model, recipe or seed,
+# and says why: a bad checkpoint must never become a silent fresh start that overwrites good results.
+#
+# After every epoch the history is written as CSV and JSON, atomically too; `held_out_*` is measured on
+# the recipe's evaluation images (the test set, or the 5k validation images with `n_val=5_000`).
+# `plot_metrics` draws training dashed and held-out solid, as the paper's Fig. 6 draws training and test
+# error.
 
 # %%
 CHECKPOINT_FORMAT = "labml_style_src.training.loop/checkpoint-v1"
@@ -127,15 +121,6 @@ def load_checkpoint(path: Path, model: nn.Module, recipe: Recipe, seed: int) -> 
     return state
 
 
-# %% [markdown]
-# ## Metrics files and plots
-#
-# After every epoch the history is written as CSV and JSON, atomically. `held_out_*` is
-# measured on the recipe's evaluation images: the test set by default, the 5k validation
-# images with `n_val=5_000`. `plot_metrics` draws training dashed and held-out solid, as
-# the paper's Fig. 6 draws training and test error.
-
-# %%
 FIELDS = ("epoch", "iteration", "lr", "train_loss", "train_err", "held_out_loss",
           "held_out_err", "seconds")
 
@@ -152,11 +137,9 @@ def write_metrics(run_dir: Path, history: list) -> None:
                  lambda tmp: tmp.write_text(json.dumps(history, indent=1)))
 
 
-def read_metrics(run_dir) -> list:
-    with open(Path(run_dir) / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    ints = ("epoch", "iteration")
-    return [{k: int(v) if k in ints else float(v) for k, v in r.items()} for r in rows]
+def rounded(row: dict) -> dict:  # 4 significant digits; no seconds (machine-dependent)
+    return {k: float(f"{v:.4g}") if isinstance(v, float) else v
+            for k, v in row.items() if k != "seconds"}
 
 
 def plot_metrics(history: list, title: str, held_out: str = "test"):
@@ -175,19 +158,17 @@ def plot_metrics(history: list, title: str, held_out: str = "test"):
 # %% [markdown]
 # ## The loop
 #
-# Epochs run until the iteration budget is spent (with 50k images, 64k iterations end in
-# epoch 164). The training error of an epoch is the running error of its minibatches
-# (training mode, augmented), as in the paper's curves. A run killed in the middle of an
-# epoch resumes from the checkpoint written after the last whole epoch and, with the same
-# seed, ends on CPU with bit for bit the weights and metrics of an uninterrupted run
+# Epochs run until the iteration budget is spent (with 50k images, 64k iterations end in epoch 164). An
+# epoch's training error is the running error of its minibatches (training mode, augmented), as in the
+# paper's curves. A run killed mid-epoch resumes from the checkpoint of the last whole epoch and, with the
+# same seed, ends on CPU with bit for bit the weights and metrics of an uninterrupted run
 # ([test](../tests/test_training.md#test_kill_and_resume_gives_the_same_run)).
 #
 # !!! note "On a GPU, identical only up to rounding"
-#     Some CUDA and cuDNN backward kernels add up with atomic operations in an order that
-#     varies from run to run, so on a GPU a resumed run matches an uninterrupted one only up
-#     to rounding. PyTorch's switch against this, `torch.use_deterministic_algorithms(True)`,
-#     raises an error for this network: its global average pooling has no deterministic
-#     CUDA backward (`adaptive_avg_pool2d_backward_cuda`). We have not run this on a GPU.
+#     Some CUDA and cuDNN backward kernels add up with atomic operations in an order that varies from run
+#     to run, so on a GPU a resumed run matches an uninterrupted one only up to rounding, and
+#     `torch.use_deterministic_algorithms(True)` raises an error here: global average pooling has no
+#     deterministic CUDA backward (`adaptive_avg_pool2d_backward_cuda`). We have not run this on a GPU.
 
 # %%
 def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE,
@@ -256,77 +237,48 @@ def fit(model, batches, recipe: Recipe, run_dir, *, seed: int = 0, device=DEVICE
 
 # %% [markdown]
 # ## A tiny run, in seconds
-#
-# The [data page](data.md)'s digits in the CIFAR-10 format (1,497 training and 300 test
-# images), ResNet-8, minibatches of 64, "epochs" of 12 minibatches, 48 iterations with the
-# lr divided at 36 and 42; it writes `runs/recipe_tiny/`. Running `fit` again on the same
-# folder resumes: the run is finished, so it returns the same history at once. A damaged
-# checkpoint stops with a clear error instead
-# ([test](../tests/test_training.md#test_bad_checkpoint_is_an_error_not_a_restart)).
 
 # %%
+# The [data page](data.md)'s digits in the CIFAR-10 format (1,497 training and 300 test images), ResNet-8,
+# minibatches of 64, "epochs" of 12 minibatches, 48 iterations with the lr divided at 36 and 42; it writes
+# `runs/recipe_tiny/`. Running `fit` again on the same folder resumes: the run is finished, so it returns
+# the same history at once. A damaged checkpoint stops with a clear error instead
+# ([test](../tests/test_training.md#test_bad_checkpoint_is_an_error_not_a_restart)).
 if __name__ == "__main__":
-    tiny = replace(PAPER, batch_size=64, milestones=(36, 42), max_iters=48)
+    tiny = Recipe(batch_size=64, milestones=(36, 42), max_iters=48)  # else the paper's
     digits_as_cifar("data/digits")
     batches = cifar_batches("data/digits", tiny, verify_md5=False, max_batches=12)
     torch.manual_seed(0)  # the initial weights
     history = fit(cifar_resnet(8), batches, tiny, "runs/recipe_tiny", device=DEVICE)
-    for row in history:  # "seconds" left out: it depends on the machine
-        print({k: round(v, 3) for k, v in row.items() if k != "seconds"})
+    print(*map(rounded, history), sep="\n")
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     again = fit(cifar_resnet(8), batches, tiny, "runs/recipe_tiny", device=DEVICE)
     assert again == history  # resumed from the checkpoint of a finished run
-    plot_metrics(read_metrics("runs/recipe_tiny"),
-                 "Loss and error of ResNet-8 on 1,497 handwritten digits, 48 "
-                 "iterations: training (dashed) and the 300 test images (solid)")
+    plot_metrics(history, "Loss and error of ResNet-8 on 1,497 handwritten digits, "
+                 "48 iterations: training (dashed) and the 300 test images (solid)")
     plt.show()
 
 # %% [markdown]
-# ## The full-scale run
-#
-# With CIFAR-10 on disk (or a network for `--download`) and a GPU, the paper's run is one
-# command from the repository root. It trains on all 50k training images, evaluates on the
-# 10k test images after every epoch, resumes when run again, and warms up
-# (`PAPER_RESNET110`) at depth 110 and above; `--n-val 5000` selects the 45k/5k split:
-#
-# ```bash
-# python -m labml_style_src.training.loop --cifar ~/data --download --depth 20
-# ```
-
-# %%
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Train a CIFAR ResNet, paper's recipe")
-    parser.add_argument("--cifar", help="folder with (or to get) cifar-10-batches-py")
-    parser.add_argument("--download", action="store_true")
-    parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--n-val", type=int, default=0, help="5000: the 45k/5k split")
-    args, _ = parser.parse_known_args()  # "known": a notebook kernel passes its own
-    if args.cifar:
-        recipe = PAPER_RESNET110 if args.depth >= 110 else PAPER  # warm-up from 110 on
-        recipe = replace(recipe, n_val=args.n_val)
-        batches = cifar_batches(args.cifar, recipe, download=args.download,
-                                num_workers=4)
-        run_dir = Path(f"runs/resnet{args.depth}" + ("-val" if args.n_val else ""))
-        torch.manual_seed(0)  # the initial weights
-        rows = fit(cifar_resnet(args.depth), batches, recipe, run_dir)
-        held_out = "5k validation images" if args.n_val else "test set"
-        fig = plot_metrics(rows, f"ResNet-{args.depth} on CIFAR-10", held_out)
-        fig.savefig(run_dir / "metrics.png", dpi=100)
+# With CIFAR-10 on disk (or a network for `--download`) and a GPU, the paper's run is one command,
+# `python scripts/train_cifar.py --cifar ~/data --download --depth 20` (these functions behind a command
+# line). It trains on all 50k training images, evaluates on the 10k test images after every epoch, resumes
+# when run again, and warms up (`PAPER_RESNET110`) at depth 110 and above; `--n-val 5000` selects the
+# 45k/5k split.
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Gradient accumulation (auto-checked).** Your GPU holds only 32 images, but the recipe
-#    says minibatches of 128. Write `accumulated_step(model, optimizer, x, y, k)` that splits
-#    the minibatch into `k` equal parts, runs forward and backward on each, and makes **one**
-#    SGD step equal to `train_step` on the whole minibatch. `check_accumulation` compares
-#    the two on a network without BatchNorm. (With BN they cannot be equal: why?)
-# 2. Kill the tiny run with Ctrl-C in the middle and run the cell again. Which epoch does it
-#    resume from, and why is the result still identical to an uninterrupted run? What would
-#    break if the data order came from one generator created once at the start?
-# 3. The paper's ResNet-110 warm-up lasts "until the training error is below 80%", not a
-#    fixed 400 iterations. Which lines of `fit` would change to end the warm-up on the
-#    training error, and what would a checkpoint then have to store?
+# 1. **Gradient accumulation (auto-checked).** Your GPU holds only 32 images, but the recipe says
+#    minibatches of 128. Write `accumulated_step(model, optimizer, x, y, k)` that splits the minibatch
+#    into `k` equal parts, runs forward and backward on each, and makes **one** SGD step equal to
+#    `train_step` on the whole minibatch. `check_accumulation(accumulated_step)` compares the two on a
+#    network without BatchNorm. (With BN they cannot be equal: why?)
+# 2. Kill the tiny run with Ctrl-C in the middle and run the cell again. Which epoch does it resume from,
+#    and why is the result still identical to an uninterrupted run? What would break if the data order
+#    came from one generator created once at the start?
+# 3. The paper's ResNet-110 warm-up lasts "until the training error is below 80%", not a fixed 400
+#    iterations. Which lines of `fit` would change to end the warm-up on the training error, and what
+#    would a checkpoint then have to store?
 
 # %%
 def check_accumulation(accumulated_step) -> None:
