@@ -54,10 +54,10 @@ graphviz:
 lint: $(READY)  ## ruff (pyflakes, pycodestyle, bugbear, isort); configured in pyproject.toml
 	$(BIN)/ruff check .
 
-# The suite runs in TEST_JOBS processes (pytest-xdist); the tests that use the built sites share one (conftest).
+# The suite runs in TEST_JOBS processes (pytest-xdist); the tests that use the built sites share one (conftest.py).
 TEST_JOBS ?= 2
 test: $(READY) lint browser graphviz  ## lint, then every page run three ways, fidelity tests, the strict build and the browser check
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup --durations 25
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --durations 25
 
 bench: $(READY)  ## one training step of our ResNet-50 vs torchvision's, interleaved
 	$(BIN)/python scripts/bench_resnet50.py --steps 2 --rounds 4

@@ -22,9 +22,22 @@ os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
-# The built sites are session fixtures: every test that uses them is in the xdist group "site", so one process
-# builds them once (`--dist loadgroup`), and the build's page runs fill the cache the download tests read.
-SITE = pytest.mark.xdist_group("site")
+# The built sites are session fixtures: the tests that use them, and the download runs (whose cache the build
+# fills), all go to one process, so the sites are built once (`pytest_xdist_make_scheduler` below).
+SITE_TESTS = ("tests/test_site.py::", "tests/test_languages.py::",
+              "tests/test_pages.py::test_downloaded_notebook_is_self_contained")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's own grouping (`xdist_group` with `--dist loadgroup`) renames node ids, which pytest 9 ignores; this
+    scheduler puts every test of SITE_TESTS in one unit of work and balances the rest one test at a time."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SiteInOneProcess(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "site" if nodeid.startswith(SITE_TESTS) else nodeid
+
+    return SiteInOneProcess(config, log)
 ARTIFACTS = ROOT / "test-artifacts"
 
 

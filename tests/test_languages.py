@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from test_site import Visit, axe_violations
 
-from conftest import ARTIFACTS, ROOT, SITE
+from conftest import ARTIFACTS, ROOT
 from site_render import languages
 from site_render.languages import Language, key, problems
 from site_render.source import render
@@ -18,8 +18,6 @@ from site_render.source import render
 TRANSLATED = ["ja", "zh"]
 PAGE = ROOT / "labml_style_src" / "resnet_v1" / "residual_block.py"
 PAGE_FILE = "resnet_v1/residual_block.yml"
-
-pytestmark = SITE  # one process builds the sites (conftest)
 
 
 # No translation is ever out of date: a stale block (its English changed) or an unused entry fails anywhere, so an

@@ -17,7 +17,6 @@ import torch
 from conftest import (
     PAGES,
     ROOT,
-    SITE,
     TIMINGS,
     jupytext_notebook,
     pages,
@@ -70,7 +69,6 @@ def test_page_runs_as_notebook(page, device, tmp_path):
 # imported: the code it needs from other pages must be inlined in it. This is the build's own execution: it fills
 # the cache (.cache/jupyter) that `mkdocs build` then reads, so the suite runs each notebook once; a cached run of
 # the same code is not repeated.
-@SITE  # beside the build, which fills the cache first: each page runs once
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
 def test_downloaded_notebook_is_self_contained(page):
     start = time.perf_counter()

@@ -12,10 +12,8 @@ from urllib.parse import urljoin, urlparse
 import nbformat
 import pytest
 
-from conftest import ARTIFACTS, PAGES, ROOT, SERVED, SITE, pages
+from conftest import ARTIFACTS, PAGES, ROOT, SERVED, pages
 from site_render import mkdocs_glue
-
-pytestmark = SITE  # one process builds the sites (conftest)
 
 
 # The strict build passes (broken links and anchors are errors) and every page has its three outputs.
