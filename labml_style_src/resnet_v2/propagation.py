@@ -4,7 +4,7 @@
 # With an identity shortcut and nothing after the addition, a deep ResNet adds things up instead of
 # multiplying them: the output of any unit is the input of any earlier unit plus a sum, and the
 # gradient at any unit is the gradient at the top plus a term through the weights. This page checks
-# each equation of §2–§3 of the paper with autograd on a real stack of 54 residual units (as many as
+# each equation of §2 of the paper with autograd on a real stack of 54 residual units (as many as
 # ResNet-110 has) and prints the numbers.
 #
 # > "Our derivations reveal that *if both $h(\mathbf{x}_l)$ and $f(\mathbf{y}_l)$ are identity
