@@ -1,23 +1,21 @@
 """The degradation experiment: plain vs residual nets, two depths, three seeds, on 8×8 digits.
 
-    make ablation        # the two commands below, niced
+    make ablation        # the two commands below, side by side, niced
 
     python scripts/run_ablation.py --jobs 2
-    python scripts/run_ablation.py --name degradation_long --kinds plain --depths 56 --seeds 0 --epochs 120
+    python scripts/run_ablation.py --name degradation_long --kinds plain --depths 56 --seeds 0 --epochs 180
 
 The first trains plain and residual CIFAR-style nets of 20 and 56 layers, seeds 0, 1 and 2, with the
-settings of labml_style_src/ablation/degradation.py (`Settings`: 40 epochs, 3 of them a warm-up at lr 0.01,
-then lr 0.1 ÷10 at 1/2 and 3/4), two nets at a time in two processes of one thread each, and writes
-docs/assets/ablation/degradation.csv (one row per net, seed and epoch) and degradation.json (settings,
-final numbers per net and seed, wall and CPU seconds, load average). The second is the paper's
-"3× more iterations" check for plain-56. `--depths 20 32 44 56` gives all of Fig. 6's depths;
+settings of labml_style_src/ablation/degradation.py (`Settings`: 60 epochs, the first 5 a gradual
+warm-up to lr 0.1, then ÷10 at 1/2 and 3/4), two nets at a time in two processes of one thread each,
+and writes docs/assets/ablation/degradation.csv (one row per net, seed and epoch) and degradation.json
+(settings, final numbers per net and seed, wall and CPU seconds, load average). The second is the
+paper's "3× more iterations" check for plain-56. `--depths 20 32 44 56` gives all of Fig. 6's depths;
 `--device cuda --jobs 1` runs on a GPU.
 
-The committed files took 1088 s of CPU (first command, 2 processes of 1 thread) and 399 s (second
-command, 1 process), measured with time.process_time in each process, torch 2.14.1. On an idle 2-core
-machine that is about 544 + 399 s, 16 minutes of wall time: an estimate, since they were made on a
-shared machine (load average 12 at the start, 6 at the end) in 2107 and 1585 s of wall time, the two
-commands side by side.
+Measured for the committed files, torch 2.14.1, on an idle 2-core machine: `make ablation` took
+1004 s of wall time (17 minutes). The first command used 1403 s of CPU in 988 s, the second 516 s
+of CPU in 788 s, both measured with time.process_time in each process and written to the JSON files.
 """
 
 import argparse
