@@ -99,7 +99,9 @@ def random_shift(x, generator, pad: int = 1):
 #
 # The paper's CIFAR optimiser (§4.2) at our scale: SGD with momentum 0.9, weight decay $10^{-4}$,
 # minibatches of 128, learning rate 0.1 divided by 10 at 1/2 and 3/4 of training (32k and 48k of
-# 64k iterations in the paper). One frozen dataclass holds it all.
+# 64k iterations in the paper). One frozen dataclass holds it all. The loop is written here, not
+# imported from the [training chapter](../training/loop.md): that chapter comes later, and a
+# downloaded notebook carries a copy of every module of the site it imports.
 #
 # **Warm-up, for every net.** The paper found 0.1 too large a start for its 110-layer CIFAR net:
 #
