@@ -58,6 +58,8 @@ def run_degradation(out_dir, data, settings, depths, seeds, device="cpu", name="
     runs = [(kind, depth, seed) for kind in kinds for depth in depths for seed in seeds]
     done, cpu = {}, 0.0  # run -> (curve, final); CPU seconds of all processes
     args = dict(data=data, settings=settings, device=device, threads=torch.get_num_threads())
+    log(f"{name}: {len(runs)} nets of {settings.epochs} epochs, {jobs} at a time on {device}; "
+        "a line as each one ends (the committed run's times are in this script's docstring)")
     if jobs == 1:
         results = (((run, train_timed(*run, **args))) for run in runs)
     else:  # deepest first, so that no process is left alone with a long net at the end
