@@ -244,7 +244,10 @@ def test_language_switcher_keeps_the_page(browser, language_sites):
     visit = Visit(browser, f"{origin}/en/resnet_v1/residual_block/", 1440, 900)
     page = visit.page
     for target in ("ja", "zh", "ja"):
-        page.wait_for_load_state("networkidle")  # the switcher has read the other languages' sitemaps
+        # The switcher has read the target's sitemap (a click before that goes to the language's home page; "no
+        # request for 500 ms" is not enough on a loaded machine, where the fetch can start later than that).
+        page.wait_for_function("url => performance.getEntriesByType('resource')"
+                               ".some(e => e.name === url && e.responseEnd > 0)", arg=f"{origin}/{target}/sitemap.xml")
         page.locator(f"a.md-select__link[hreflang={target}]").dispatch_event("click")
         page.wait_for_url(f"{origin}/{target}/resnet_v1/residual_block/", timeout=15000)
         page.wait_for_selector(".lb-row")
