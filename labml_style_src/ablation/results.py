@@ -166,12 +166,23 @@ if __name__ == "__main__":
 
 # %%
 if __name__ == "__main__" and folder is not None:
-    longer = load_results(folder, "degradation_long")[1]["final"]
+    longer_rows, longer = load_results(folder, "degradation_long")
     runs = [f for f in summary["final"] if f["model"] == "plain-56" and f["seed"] == 0]
-    for run in runs + longer:
+    for run in runs + longer["final"]:
         print(f"{run['model']}, seed 0, {run['epoch']:.0f} epochs: training error "
               f"{run['train_err']:.2f} % (last epoch), "
               f"{run['train_err_full']:.2f} % (full pass)")
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for some_rows, run in ((rows, runs[0]), (longer_rows, longer["final"][0])):
+        seed_0 = [r for r in some_rows if r["model"] == "plain-56" and r["seed"] == 0]
+        ax.plot([r["epoch"] for r in seed_0], [r["train_err"] for r in seed_0],
+                label=f"{run['epoch']:.0f} epochs")
+    ax.axhline(90, color="grey", linestyle=":", label="chance (90 %)")
+    ax.set(xlabel="epoch", ylabel="training error (%)", ylim=(0, 100),
+           title="plain-56, seed 0: 60 and 180 epochs (minibatch training error)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # ## Beside the paper
