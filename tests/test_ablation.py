@@ -239,6 +239,10 @@ def test_committed_results_are_complete():
     rows, summary, finals = committed()
     assert summary["complete"] and summary["device"] == "cpu" and summary["threads"] == 1
     assert summary["jobs"] == 2 and summary["cpu_seconds"] > 0
+    # "On an idle 2-core machine they took 988 and 788 s of wall time, side by side"
+    long = committed("degradation_long")[1]
+    assert (round(summary["wall_seconds"]), round(long["wall_seconds"])) == (988, 788)
+    assert summary["load_average_1min"][0] < 2 and long["load_average_1min"][0] < 2  # nothing else running
     assert summary["depths"] == [20, 56] and summary["seeds"] == [0, 1, 2]
     assert summary["settings"] == {**asdict(Settings()), "drops": [0.5, 0.75]}
     assert summary["n_train"] == 1500 and summary["n_test"] == 297

@@ -111,9 +111,9 @@ def random_shift(x, generator, pad: int = 1):
 # The paper does this for ResNet-110 only. We give *every* net, plain or residual, of every depth,
 # the same warm-up, and make it gradual: over the first 5 epochs (60 steps) the learning rate
 # climbs in equal steps, 1/6, 2/6, ... 5/6 of 0.1, and from the sixth epoch on it is 0.1 (the
-# "gradual warmup" of Goyal et al. 2017, §2.2). A jump straight from 0.01 to 0.1 can undo much
-# of what a 56-layer net has learnt and cost it many epochs: exercise 3 shows it. One schedule
-# for all nets keeps the comparison between them fair.
+# "gradual warmup" of Goyal et al. 2017, §2.2); exercise 3 shows what a jump straight from 0.01
+# to 0.1 does to a 56-layer net. One schedule for all nets keeps the comparison between them
+# fair.
 #
 # **Training error.** The paper does not say how its training curves were measured. We record
 # the kind a training log gives for free: the error on the (shifted) minibatches of an epoch, each

@@ -31,9 +31,9 @@ from labml_style_src.paper_tables import RESNET_FIG6_DEPTHS, RESNET_TABLE2_TOP1
 # `docs/assets/ablation/degradation.csv` (one row per net, seed and epoch) and
 # `degradation.json` (settings, final numbers, CPU and wall time, load average). Beside it, a
 # third process trains plain-56 (seed 0) three times longer: `degradation_long`. On an idle
-# 2-core machine the whole of `make ablation` took 1004 s (17 minutes). The cells below read the
-# files when this page runs inside the repository; a downloaded notebook has no copy of them and
-# says how to make them.
+# 2-core machine they took 988 and 788 s of wall time, side by side (the JSON files record it).
+# The cells below read the files when this page runs inside the repository; a downloaded
+# notebook has no copy of them and says how to make them.
 
 # %%
 def find_results(name: str = "degradation"):
